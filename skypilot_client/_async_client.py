@@ -1,0 +1,465 @@
+"""The asynchronous client: ``await``-based I/O around the shared flows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _constants as C
+from ._base_client import (
+    _NO_CHANGE,
+    BaseClient,
+    Call,
+    Collect,
+    Collected,
+    Effect,
+    Flow,
+    ProgressTracker,
+    Reply,
+    Wait,
+    close_lines,
+    feed_lines,
+    logger,
+)
+from ._handles import AsyncRequestHandle
+from ._protocol import LogStreamParser, RequestOutcome, request_id_of
+from .errors import APITimeoutError
+from .models import (
+    AcceleratorOffer,
+    ClusterList,
+    ClusterStatus,
+    CostEstimate,
+    EstimateCostRequest,
+    ExecuteRequest,
+    ExecuteResult,
+    HealthStatus,
+    Job,
+    JobLogs,
+    LaunchRequest,
+    LaunchResult,
+    LogsRequest,
+    ProgressEvent,
+    RequestStatus,
+)
+
+T = TypeVar("T")
+
+
+class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
+    """Typed async client for a SkyPilot API server: ``SkyPilotClient`` with ``await``.
+
+    Arguments left as ``None`` come from the environment, then ``~/.sky/config.yaml``, then
+    the defaults (``http://127.0.0.1:46580``). Use ``async with``, or ``await aclose()``.
+
+    Args:
+        base_url: API server URL (``SKYPILOT_API_SERVER_URL``/``SKYPILOT_API_SERVER_ENDPOINT``).
+        token: Service-account token ``sky_...`` (``SKYPILOT_SERVICE_ACCOUNT_TOKEN``).
+        timeout: Seconds for one HTTP call (``SKYPILOT_REQUEST_TIMEOUT``, default 30).
+        max_retries: Retries of retryable failures (``SKYPILOT_MAX_RETRIES``, default 3).
+        retry_delay: First backoff delay in seconds (``SKYPILOT_RETRY_DELAY``, default 1).
+        retry_max_delay: Backoff cap in seconds (default 60).
+        max_connections: Connection pool size (default 100).
+        http_client: Your own ``httpx.AsyncClient`` (proxies, transports); you close it.
+        workspace: SkyPilot workspace for every request (default: the server's).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        retry_max_delay: float | None = None,
+        max_connections: int | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        workspace: str | None = None,
+        _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._sleep = _sleep
+        self._init_common(
+            base_url,
+            token,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            retry_max_delay=retry_max_delay,
+            max_connections=max_connections,
+            http_client=http_client,
+            workspace=workspace,
+        )
+
+    def _make_http(self, limits: httpx.Limits) -> httpx.AsyncClient:
+        return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=True)
+
+    def with_options(
+        self,
+        *,
+        token: str | None = _NO_CHANGE,
+        workspace: str | None = _NO_CHANGE,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncSkyPilotClient:
+        """A copy with another token/workspace/timeout/retries, sharing this connection pool.
+
+        Use one copy per tenant; closing any of them closes the shared pool.
+        """
+        clone: AsyncSkyPilotClient = self._copy(
+            token=token, workspace=workspace, timeout=timeout, max_retries=max_retries
+        )
+        return clone
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless you passed your own ``http_client``)."""
+        if self._shared.owns_http and not self._shared.closed:
+            self._shared.closed = True
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncSkyPilotClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        http: httpx.AsyncClient = self._shared.http
+        return http
+
+    # -- the driver ---------------------------------------------------------------------
+
+    async def _run(self, flow: Flow[T]) -> T:
+        value: Any = None
+        try:
+            while True:
+                effect = flow.send(value)
+                value = await self._perform(effect)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            flow.close()
+
+    async def _perform(self, effect: Effect) -> Any:
+        if isinstance(effect, Call):
+            return await self._call(effect)
+        if isinstance(effect, Wait):
+            return await self._wait(effect)
+        return await self._collect(effect)
+
+    async def _send_once(self, call: Call) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = await self._http.request(
+                call.method,
+                self._url(call.path),
+                params=call.params,
+                json=call.json,
+                headers=self._headers(),
+                timeout=self._timeout_for(call),
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from exc
+        self._log_call(call, response, started)
+        return response
+
+    async def _call(self, call: Call) -> Reply:
+        async for attempt in self._policy.asynchronous(self._sleep):
+            with attempt:
+                return self._reply(call, await self._send_once(call))
+        raise AssertionError("unreachable")  # tenacity re-raises the last error
+
+    async def _wait(self, effect: Wait) -> RequestOutcome:
+        deadline = time.monotonic() + effect.timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            call = self._get_call(effect.request_id, min(remaining, C.LONG_POLL_READ_TIMEOUT))
+            try:
+                reply = await self._call(call)
+            except APITimeoutError as exc:
+                if exc.is_retryable or deadline - time.monotonic() <= 0:
+                    raise
+                continue  # the long poll ran out of read time: poll again
+            return self._outcome(reply, effect.request_id)
+        raise self._wait_timeout(effect)
+
+    @asynccontextmanager
+    async def _open_stream(self, call: Call) -> AsyncIterator[httpx.Response]:
+        async def opener() -> httpx.Response:
+            request = self._http.build_request(
+                call.method,
+                self._url(call.path),
+                params=call.params,
+                json=call.json,
+                headers={**self._headers(), "Accept": "text/plain"},
+                timeout=self._timeout_for(call),
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(call, exc) from exc
+            if response.status_code >= 400:
+                await response.aread()
+                await response.aclose()
+                self._reply(call, response)  # raises the classified error
+            self._note_response(response.headers)
+            return response
+
+        response: httpx.Response | None = None
+        async for attempt in self._policy.asynchronous(self._sleep):
+            with attempt:
+                response = await opener()
+        assert response is not None
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _iter_text(self, call: Call, response: httpx.Response) -> AsyncIterator[str]:
+        try:
+            async for chunk in response.aiter_text():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from exc
+
+    async def _collect(self, effect: Collect) -> Collected:
+        deadline = time.monotonic() + effect.timeout
+        parser = LogStreamParser()
+        lines: list[str] = []
+        async with self._open_stream(effect.call) as response:
+            request_id = request_id_of(response.headers)
+            async for chunk in self._iter_text(effect.call, response):
+                lines.extend(feed_lines(parser, chunk))
+                if time.monotonic() > deadline:
+                    raise self._wait_timeout(
+                        Wait(request_id or "", effect.timeout, effect.call.operation)
+                    )
+        lines.extend(close_lines(parser))
+        return Collected(lines, request_id)
+
+    # -- operations ---------------------------------------------------------------------
+
+    async def health(self) -> HealthStatus:
+        """Server health and versions (``GET /api/health``).
+
+        Raises ``VersionMismatchError`` when the server is too old for this client.
+        """
+        return await self._run(self._flow_health())
+
+    async def launch(self, request: LaunchRequest) -> AsyncRequestHandle[LaunchResult]:
+        """Submit a launch and return its handle (``handle.result()`` waits for it).
+
+        The submission is never replayed once it may have reached the server.
+        """
+        request_id = await self._run(self._flow_submit(self._launch_call(request)))
+        return AsyncRequestHandle(
+            self,
+            request_id,
+            operation="launch",
+            default_timeout=self._settings.launch_timeout,
+            finish=lambda rid, t: self._flow_launch_result(request, rid, t),
+        )
+
+    async def execute(
+        self, request: ExecuteRequest, *, timeout: float | None = None
+    ) -> ExecuteResult:
+        """Run a command or task on an UP cluster; wait for it; return exit code and output."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return await self._run(self._flow_execute(request, seconds))
+
+    async def get_status(
+        self, cluster_name: str, *, refresh: bool = False, all_users: bool = True
+    ) -> ClusterStatus:
+        """One cluster's status; raises ``ClusterNotFoundError`` when it does not exist."""
+        return await self._run(
+            self._flow_get_status(cluster_name, refresh=refresh, all_users=all_users)
+        )
+
+    async def list_clusters(self, *, refresh: bool = False, all_users: bool = False) -> ClusterList:
+        """Clusters of this user (or of everyone with ``all_users=True``)."""
+        return await self._run(self._flow_list_clusters(refresh=refresh, all_users=all_users))
+
+    async def get_logs(self, request: LogsRequest, *, timeout: float | None = None) -> JobLogs:
+        """A job's whole log and exit code (``follow=True`` waits for the job to end)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return await self._run(self._flow_logs(request, seconds))
+
+    async def stream_logs(self, request: LogsRequest) -> AsyncIterator[str]:
+        """A job's log lines as they are written; raises the classified error at the end if
+        the server could not read them (e.g. ``ClusterNotFoundError``)."""
+        await self._run(self._require_version("logs"))
+        call = self._logs_call(request)
+        parser = LogStreamParser()
+        async with self._open_stream(call) as response:
+            request_id = request_id_of(response.headers)
+            async for chunk in self._iter_text(call, response):
+                for line in feed_lines(parser, chunk):
+                    yield line
+        for line in close_lines(parser):
+            yield line
+        if request_id:
+            await self._wait(Wait(request_id, self._settings.status_timeout, "logs"))
+
+    async def estimate_cost(self, request: EstimateCostRequest) -> CostEstimate:
+        """Price a task with the server's catalog (cheapest matching offer)."""
+        return await self._run(self._flow_estimate_cost(request))
+
+    async def terminate(
+        self, cluster_name: str, *, purge: bool = False, timeout: float | None = None
+    ) -> None:
+        """Tear a cluster down and wait (``purge`` drops the record even if teardown fails)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.terminate_timeout)
+        fields = {"cluster_name": cluster_name, "purge": purge}
+        await self._run(self._flow_cluster_op("/down", "terminate", fields, seconds))
+
+    async def stop(
+        self, cluster_name: str, *, purge: bool = False, timeout: float | None = None
+    ) -> None:
+        """Stop a cluster and wait."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.terminate_timeout)
+        fields = {"cluster_name": cluster_name, "purge": purge}
+        await self._run(self._flow_cluster_op("/stop", "stop", fields, seconds))
+
+    async def start(
+        self,
+        cluster_name: str,
+        *,
+        idle_minutes_to_stop: int | None = None,
+        down: bool = False,
+        retry_until_up: bool = False,
+        force: bool = False,
+    ) -> AsyncRequestHandle[None]:
+        """Restart a stopped cluster; returns a handle (``result()`` waits)."""
+        call = self._start_call(
+            cluster_name,
+            idle_minutes_to_stop=idle_minutes_to_stop,
+            down=down,
+            retry_until_up=retry_until_up,
+            force=force,
+        )
+        request_id = await self._run(self._flow_submit(call))
+        return AsyncRequestHandle(
+            self,
+            request_id,
+            operation="start",
+            default_timeout=self._settings.launch_timeout,
+            finish=self._flow_finish_wait,
+        )
+
+    async def autostop(
+        self,
+        cluster_name: str,
+        idle_minutes: int | None,
+        *,
+        down: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Set autostop after ``idle_minutes`` idle (``None`` cancels it) and wait."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
+        fields = self._autostop_fields(cluster_name, idle_minutes, down)
+        await self._run(self._flow_cluster_op("/autostop", "autostop", fields, seconds))
+
+    async def queue(
+        self, cluster_name: str, *, skip_finished: bool = False, all_users: bool = False
+    ) -> list[Job]:
+        """Jobs on a cluster."""
+        return await self._run(
+            self._flow_queue(cluster_name, skip_finished=skip_finished, all_users=all_users)
+        )
+
+    async def list_accelerators(
+        self,
+        name_filter: str | None = None,
+        *,
+        clouds: list[str] | None = None,
+        region_filter: str | None = None,
+        quantity_filter: int | None = None,
+        gpus_only: bool = True,
+        all_regions: bool = False,
+    ) -> list[AcceleratorOffer]:
+        """Accelerator offers with prices from the server's catalogs.
+
+        ``clouds=None`` asks about every cloud, which makes the server fetch every catalog;
+        pass the clouds you use (see ``enabled_clouds()``).
+        """
+        return await self._run(
+            self._flow_list_accelerators(
+                name_filter=name_filter,
+                clouds=clouds,
+                region_filter=region_filter,
+                quantity_filter=quantity_filter,
+                gpus_only=gpus_only,
+                all_regions=all_regions,
+            )
+        )
+
+    async def enabled_clouds(self, workspace: str | None = None) -> list[str]:
+        """Clouds enabled on the server (lower-case names such as ``hyperbolic``)."""
+        return await self._run(self._flow_enabled_clouds(workspace))
+
+    async def get_request(self, request_id: str) -> RequestStatus:
+        """A request's current status (``NotFoundError`` when unknown)."""
+        return await self._run(self._flow_get_request(request_id))
+
+    async def list_requests(
+        self,
+        *,
+        cluster_name: str | None = None,
+        all_status: bool = False,
+        limit: int | None = None,
+    ) -> list[RequestStatus]:
+        """Requests on the server, newest first (active ones unless ``all_status``)."""
+        return await self._run(
+            self._flow_list_requests(cluster_name=cluster_name, all_status=all_status, limit=limit)
+        )
+
+    async def wait_for_request(
+        self, request_id: str, *, timeout: float | None = None
+    ) -> RequestStatus:
+        """Wait for a request to finish; its decoded result is in ``return_value``.
+
+        Raises the classified error for a failed request, ``RequestCancelledError``, or
+        ``WaitTimeoutError`` when ``timeout`` passes first.
+        """
+        seconds = self._wait_timeout_arg(timeout, C.DEFAULT_WAIT_TIMEOUT)
+        return await self._run(self._flow_wait_for_request(request_id, seconds))
+
+    async def cancel_request(self, request_id: str) -> list[str]:
+        """Cancel a request; returns the ids the server cancelled."""
+        return await self._run(self._flow_cancel_request(request_id))
+
+    async def stream_request_logs(
+        self, request_id: str, *, follow: bool = True, tail: int | None = None
+    ) -> AsyncIterator[str]:
+        """A request's log lines (spinner control lines filtered out)."""
+        call = self._stream_call(self._request_id(request_id), follow=follow, tail=tail)
+        parser = LogStreamParser()
+        async with self._open_stream(call) as response:
+            async for chunk in self._iter_text(call, response):
+                for line in feed_lines(parser, chunk):
+                    yield line
+        for line in close_lines(parser):
+            yield line
+
+    async def _progress(self, request_id: str) -> AsyncIterator[ProgressEvent]:
+        tracker = ProgressTracker(request_id)
+        status = await self.get_request(request_id)
+        if (event := tracker.on_state(status.status)) is not None:
+            yield event
+        if not status.status.is_terminal:
+            parser = LogStreamParser()
+            call = self._stream_call(request_id, follow=True, tail=None)
+            async with self._open_stream(call) as response:
+                async for chunk in self._iter_text(call, response):
+                    for item in parser.feed(chunk):
+                        if (event := tracker.on_stream(item)) is not None:
+                            yield event
+            status = await self.get_request(request_id)
+        if (event := tracker.on_state(status.status, status.status_msg or "")) is not None:
+            yield event
+        logger.debug("progress of %s ended: %s", request_id, status.status.value)

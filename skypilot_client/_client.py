@@ -1,0 +1,451 @@
+"""The synchronous client: blocking I/O around the shared flows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _constants as C
+from ._base_client import (
+    _NO_CHANGE,
+    BaseClient,
+    Call,
+    Collect,
+    Collected,
+    Effect,
+    Flow,
+    ProgressTracker,
+    Reply,
+    Wait,
+    close_lines,
+    feed_lines,
+    logger,
+)
+from ._handles import RequestHandle
+from ._protocol import LogStreamParser, RequestOutcome, request_id_of
+from .errors import APITimeoutError
+from .models import (
+    AcceleratorOffer,
+    ClusterList,
+    ClusterStatus,
+    CostEstimate,
+    EstimateCostRequest,
+    ExecuteRequest,
+    ExecuteResult,
+    HealthStatus,
+    Job,
+    JobLogs,
+    LaunchRequest,
+    LaunchResult,
+    LogsRequest,
+    ProgressEvent,
+    RequestStatus,
+)
+
+T = TypeVar("T")
+
+
+class SkyPilotClient(BaseClient[httpx.Client]):
+    """Typed client for a SkyPilot API server (``sky api start``), blocking I/O.
+
+    Arguments left as ``None`` come from the environment, then ``~/.sky/config.yaml``, then
+    the defaults (``http://127.0.0.1:46580``). Use it as a context manager, or ``close()``.
+
+    Args:
+        base_url: API server URL (``SKYPILOT_API_SERVER_URL``/``SKYPILOT_API_SERVER_ENDPOINT``).
+        token: Service-account token ``sky_...`` (``SKYPILOT_SERVICE_ACCOUNT_TOKEN``).
+        timeout: Seconds for one HTTP call (``SKYPILOT_REQUEST_TIMEOUT``, default 30).
+        max_retries: Retries of retryable failures (``SKYPILOT_MAX_RETRIES``, default 3).
+        retry_delay: First backoff delay in seconds (``SKYPILOT_RETRY_DELAY``, default 1).
+        retry_max_delay: Backoff cap in seconds (default 60).
+        max_connections: Connection pool size (default 100).
+        http_client: Your own ``httpx.Client`` (proxies, transports); you close it.
+        workspace: SkyPilot workspace for every request (default: the server's).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        retry_max_delay: float | None = None,
+        max_connections: int | None = None,
+        http_client: httpx.Client | None = None,
+        workspace: str | None = None,
+        _sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._sleep = _sleep
+        self._init_common(
+            base_url,
+            token,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            retry_max_delay=retry_max_delay,
+            max_connections=max_connections,
+            http_client=http_client,
+            workspace=workspace,
+        )
+
+    def _make_http(self, limits: httpx.Limits) -> httpx.Client:
+        return httpx.Client(limits=limits, follow_redirects=False, trust_env=True)
+
+    def with_options(
+        self,
+        *,
+        token: str | None = _NO_CHANGE,
+        workspace: str | None = _NO_CHANGE,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> SkyPilotClient:
+        """A copy with another token/workspace/timeout/retries, sharing this connection pool.
+
+        Use one copy per tenant; closing any of them closes the shared pool.
+        """
+        clone: SkyPilotClient = self._copy(
+            token=token, workspace=workspace, timeout=timeout, max_retries=max_retries
+        )
+        return clone
+
+    def close(self) -> None:
+        """Close the connection pool (unless you passed your own ``http_client``)."""
+        if self._shared.owns_http and not self._shared.closed:
+            self._shared.closed = True
+            self._http.close()
+
+    def __enter__(self) -> SkyPilotClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def _http(self) -> httpx.Client:
+        http: httpx.Client = self._shared.http
+        return http
+
+    # -- the driver ---------------------------------------------------------------------
+
+    def _run(self, flow: Flow[T]) -> T:
+        value: Any = None
+        try:
+            while True:
+                effect = flow.send(value)
+                value = self._perform(effect)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            flow.close()
+
+    def _perform(self, effect: Effect) -> Any:
+        if isinstance(effect, Call):
+            return self._call(effect)
+        if isinstance(effect, Wait):
+            return self._wait(effect)
+        return self._collect(effect)
+
+    def _send_once(self, call: Call) -> httpx.Response:
+        started = time.monotonic()
+        try:
+            response = self._http.request(
+                call.method,
+                self._url(call.path),
+                params=call.params,
+                json=call.json,
+                headers=self._headers(),
+                timeout=self._timeout_for(call),
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from exc
+        self._log_call(call, response, started)
+        return response
+
+    def _call(self, call: Call) -> Reply:
+        for attempt in self._policy.sync(self._sleep):
+            with attempt:
+                return self._reply(call, self._send_once(call))
+        raise AssertionError("unreachable")  # tenacity re-raises the last error
+
+    def _wait(self, effect: Wait) -> RequestOutcome:
+        deadline = time.monotonic() + effect.timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            call = self._get_call(effect.request_id, min(remaining, C.LONG_POLL_READ_TIMEOUT))
+            try:
+                reply = self._call(call)
+            except APITimeoutError as exc:
+                if exc.is_retryable or deadline - time.monotonic() <= 0:
+                    raise
+                continue  # the long poll ran out of read time: poll again
+            return self._outcome(reply, effect.request_id)
+        raise self._wait_timeout(effect)
+
+    @contextmanager
+    def _open_stream(self, call: Call) -> Iterator[httpx.Response]:
+        def opener() -> httpx.Response:
+            request = self._http.build_request(
+                call.method,
+                self._url(call.path),
+                params=call.params,
+                json=call.json,
+                headers={**self._headers(), "Accept": "text/plain"},
+                timeout=self._timeout_for(call),
+            )
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(call, exc) from exc
+            if response.status_code >= 400:
+                response.read()
+                response.close()
+                self._reply(call, response)  # raises the classified error
+            self._note_response(response.headers)
+            return response
+
+        response: httpx.Response | None = None
+        for attempt in self._policy.sync(self._sleep):
+            with attempt:
+                response = opener()
+        assert response is not None
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _iter_text(self, call: Call, response: httpx.Response) -> Iterator[str]:
+        try:
+            yield from response.iter_text()
+        except httpx.HTTPError as exc:
+            raise self._transport_error(call, exc) from exc
+
+    def _collect(self, effect: Collect) -> Collected:
+        deadline = time.monotonic() + effect.timeout
+        parser = LogStreamParser()
+        lines: list[str] = []
+        with self._open_stream(effect.call) as response:
+            request_id = request_id_of(response.headers)
+            for chunk in self._iter_text(effect.call, response):
+                lines.extend(feed_lines(parser, chunk))
+                if time.monotonic() > deadline:
+                    raise self._wait_timeout(
+                        Wait(request_id or "", effect.timeout, effect.call.operation)
+                    )
+        lines.extend(close_lines(parser))
+        return Collected(lines, request_id)
+
+    # -- operations ---------------------------------------------------------------------
+
+    def health(self) -> HealthStatus:
+        """Server health and versions (``GET /api/health``).
+
+        Raises ``VersionMismatchError`` when the server is too old for this client.
+        """
+        return self._run(self._flow_health())
+
+    def launch(self, request: LaunchRequest) -> RequestHandle[LaunchResult]:
+        """Submit a launch and return its handle (``handle.result()`` waits for it).
+
+        The submission is never replayed once it may have reached the server.
+        """
+        request_id = self._run(self._flow_submit(self._launch_call(request)))
+        return RequestHandle(
+            self,
+            request_id,
+            operation="launch",
+            default_timeout=self._settings.launch_timeout,
+            finish=lambda rid, t: self._flow_launch_result(request, rid, t),
+        )
+
+    def execute(self, request: ExecuteRequest, *, timeout: float | None = None) -> ExecuteResult:
+        """Run a command or task on an UP cluster; wait for it; return exit code and output."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return self._run(self._flow_execute(request, seconds))
+
+    def get_status(
+        self, cluster_name: str, *, refresh: bool = False, all_users: bool = True
+    ) -> ClusterStatus:
+        """One cluster's status; raises ``ClusterNotFoundError`` when it does not exist."""
+        return self._run(self._flow_get_status(cluster_name, refresh=refresh, all_users=all_users))
+
+    def list_clusters(self, *, refresh: bool = False, all_users: bool = False) -> ClusterList:
+        """Clusters of this user (or of everyone with ``all_users=True``)."""
+        return self._run(self._flow_list_clusters(refresh=refresh, all_users=all_users))
+
+    def get_logs(self, request: LogsRequest, *, timeout: float | None = None) -> JobLogs:
+        """A job's whole log and exit code (``follow=True`` waits for the job to end)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return self._run(self._flow_logs(request, seconds))
+
+    def stream_logs(self, request: LogsRequest) -> Iterator[str]:
+        """A job's log lines as they are written; raises the classified error at the end if
+        the server could not read them (e.g. ``ClusterNotFoundError``)."""
+        self._run(self._require_version("logs"))
+        call = self._logs_call(request)
+        parser = LogStreamParser()
+        with self._open_stream(call) as response:
+            request_id = request_id_of(response.headers)
+            for chunk in self._iter_text(call, response):
+                yield from feed_lines(parser, chunk)
+        yield from close_lines(parser)
+        if request_id:
+            self._wait(Wait(request_id, self._settings.status_timeout, "logs"))
+
+    def estimate_cost(self, request: EstimateCostRequest) -> CostEstimate:
+        """Price a task with the server's catalog (cheapest matching offer)."""
+        return self._run(self._flow_estimate_cost(request))
+
+    def terminate(
+        self, cluster_name: str, *, purge: bool = False, timeout: float | None = None
+    ) -> None:
+        """Tear a cluster down and wait (``purge`` drops the record even if teardown fails)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.terminate_timeout)
+        fields = {"cluster_name": cluster_name, "purge": purge}
+        self._run(self._flow_cluster_op("/down", "terminate", fields, seconds))
+
+    def stop(self, cluster_name: str, *, purge: bool = False, timeout: float | None = None) -> None:
+        """Stop a cluster and wait."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.terminate_timeout)
+        fields = {"cluster_name": cluster_name, "purge": purge}
+        self._run(self._flow_cluster_op("/stop", "stop", fields, seconds))
+
+    def start(
+        self,
+        cluster_name: str,
+        *,
+        idle_minutes_to_stop: int | None = None,
+        down: bool = False,
+        retry_until_up: bool = False,
+        force: bool = False,
+    ) -> RequestHandle[None]:
+        """Restart a stopped cluster; returns a handle (``result()`` waits)."""
+        call = self._start_call(
+            cluster_name,
+            idle_minutes_to_stop=idle_minutes_to_stop,
+            down=down,
+            retry_until_up=retry_until_up,
+            force=force,
+        )
+        request_id = self._run(self._flow_submit(call))
+        return RequestHandle(
+            self,
+            request_id,
+            operation="start",
+            default_timeout=self._settings.launch_timeout,
+            finish=self._flow_finish_wait,
+        )
+
+    def autostop(
+        self,
+        cluster_name: str,
+        idle_minutes: int | None,
+        *,
+        down: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Set autostop after ``idle_minutes`` idle (``None`` cancels it) and wait."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
+        fields = self._autostop_fields(cluster_name, idle_minutes, down)
+        self._run(self._flow_cluster_op("/autostop", "autostop", fields, seconds))
+
+    def queue(
+        self, cluster_name: str, *, skip_finished: bool = False, all_users: bool = False
+    ) -> list[Job]:
+        """Jobs on a cluster."""
+        return self._run(
+            self._flow_queue(cluster_name, skip_finished=skip_finished, all_users=all_users)
+        )
+
+    def list_accelerators(
+        self,
+        name_filter: str | None = None,
+        *,
+        clouds: list[str] | None = None,
+        region_filter: str | None = None,
+        quantity_filter: int | None = None,
+        gpus_only: bool = True,
+        all_regions: bool = False,
+    ) -> list[AcceleratorOffer]:
+        """Accelerator offers with prices from the server's catalogs.
+
+        ``clouds=None`` asks about every cloud, which makes the server fetch every catalog;
+        pass the clouds you use (see ``enabled_clouds()``).
+        """
+        return self._run(
+            self._flow_list_accelerators(
+                name_filter=name_filter,
+                clouds=clouds,
+                region_filter=region_filter,
+                quantity_filter=quantity_filter,
+                gpus_only=gpus_only,
+                all_regions=all_regions,
+            )
+        )
+
+    def enabled_clouds(self, workspace: str | None = None) -> list[str]:
+        """Clouds enabled on the server (lower-case names such as ``hyperbolic``)."""
+        return self._run(self._flow_enabled_clouds(workspace))
+
+    def get_request(self, request_id: str) -> RequestStatus:
+        """A request's current status (``NotFoundError`` when unknown)."""
+        return self._run(self._flow_get_request(request_id))
+
+    def list_requests(
+        self,
+        *,
+        cluster_name: str | None = None,
+        all_status: bool = False,
+        limit: int | None = None,
+    ) -> list[RequestStatus]:
+        """Requests on the server, newest first (active ones unless ``all_status``)."""
+        return self._run(
+            self._flow_list_requests(cluster_name=cluster_name, all_status=all_status, limit=limit)
+        )
+
+    def wait_for_request(self, request_id: str, *, timeout: float | None = None) -> RequestStatus:
+        """Wait for a request to finish; its decoded result is in ``return_value``.
+
+        Raises the classified error for a failed request, ``RequestCancelledError``, or
+        ``WaitTimeoutError`` when ``timeout`` passes first.
+        """
+        seconds = self._wait_timeout_arg(timeout, C.DEFAULT_WAIT_TIMEOUT)
+        return self._run(self._flow_wait_for_request(request_id, seconds))
+
+    def cancel_request(self, request_id: str) -> list[str]:
+        """Cancel a request; returns the ids the server cancelled."""
+        return self._run(self._flow_cancel_request(request_id))
+
+    def stream_request_logs(
+        self, request_id: str, *, follow: bool = True, tail: int | None = None
+    ) -> Iterator[str]:
+        """A request's log lines (spinner control lines filtered out)."""
+        call = self._stream_call(self._request_id(request_id), follow=follow, tail=tail)
+        parser = LogStreamParser()
+        with self._open_stream(call) as response:
+            for chunk in self._iter_text(call, response):
+                yield from feed_lines(parser, chunk)
+        yield from close_lines(parser)
+
+    def _progress(self, request_id: str) -> Iterator[ProgressEvent]:
+        tracker = ProgressTracker(request_id)
+        status = self.get_request(request_id)
+        if (event := tracker.on_state(status.status)) is not None:
+            yield event
+        if not status.status.is_terminal:
+            parser = LogStreamParser()
+            call = self._stream_call(request_id, follow=True, tail=None)
+            with self._open_stream(call) as response:
+                for chunk in self._iter_text(call, response):
+                    for item in parser.feed(chunk):
+                        if (event := tracker.on_stream(item)) is not None:
+                            yield event
+            status = self.get_request(request_id)
+        if (event := tracker.on_state(status.status, status.status_msg or "")) is not None:
+            yield event
+        logger.debug("progress of %s ended: %s", request_id, status.status.value)

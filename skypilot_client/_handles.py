@@ -1,0 +1,133 @@
+"""Handles to work running on the server (returned by ``launch`` and ``start``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .errors import RequestCancelledError, RequestFailedError
+from .models import ProgressEvent, RequestStatus
+
+if TYPE_CHECKING:
+    from ._async_client import AsyncSkyPilotClient
+    from ._base_client import Flow
+    from ._client import SkyPilotClient
+
+T = TypeVar("T")
+
+ProgressCallback = Callable[[ProgressEvent], Any]
+
+
+class _HandleBase(Generic[T]):
+    def __init__(
+        self,
+        request_id: str,
+        *,
+        operation: str,
+        default_timeout: float,
+        finish: Callable[[str, float], Flow[T]],
+    ) -> None:
+        self.request_id = request_id
+        self.operation = operation
+        self._default_timeout = default_timeout
+        self._finish = finish
+
+    def _timeout(self, timeout: float | None) -> float:
+        from ._base_client import BaseClient
+
+        return BaseClient._wait_timeout_arg(timeout, self._default_timeout)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(operation={self.operation!r}, request_id={self.request_id!r})"
+        )
+
+
+class RequestHandle(_HandleBase[T]):
+    """A request submitted to the server (sync).
+
+    ``result()`` waits and returns the typed result or raises the classified error;
+    ``progress()`` yields ``ProgressEvent``s; ``stream()`` yields log lines; ``cancel()``
+    cancels it.
+    """
+
+    def __init__(self, client: SkyPilotClient, request_id: str, **kwargs: Any) -> None:
+        super().__init__(request_id, **kwargs)
+        self._client = client
+
+    def result(
+        self, timeout: float | None = None, *, on_progress: ProgressCallback | None = None
+    ) -> T:
+        """Wait for the request and return its result (raises its classified error).
+
+        ``on_progress`` is called with each ``ProgressEvent`` while waiting.
+        """
+        seconds = self._timeout(timeout)
+        if on_progress is not None:
+            for event in self.progress():
+                on_progress(event)
+        return self._client._run(self._finish(self.request_id, seconds))
+
+    def wait(self, timeout: float | None = None) -> RequestStatus:
+        """Wait until the request ends and return its final status (does not raise for a
+        failed or cancelled request: the status says)."""
+        try:
+            return self._client.wait_for_request(self.request_id, timeout=self._timeout(timeout))
+        except (RequestFailedError, RequestCancelledError):
+            return self._client.get_request(self.request_id)
+
+    def stream(self, *, follow: bool = True) -> Iterator[str]:
+        """The request's log lines as they are written."""
+        return self._client.stream_request_logs(self.request_id, follow=follow)
+
+    def progress(self) -> Iterator[ProgressEvent]:
+        """Progress events until the request ends (the last is succeeded or failed)."""
+        return self._client._progress(self.request_id)
+
+    def cancel(self) -> None:
+        """Cancel the request on the server."""
+        self._client.cancel_request(self.request_id)
+
+
+class AsyncRequestHandle(_HandleBase[T]):
+    """A request submitted to the server (async twin of ``RequestHandle``)."""
+
+    def __init__(self, client: AsyncSkyPilotClient, request_id: str, **kwargs: Any) -> None:
+        super().__init__(request_id, **kwargs)
+        self._client = client
+
+    async def result(
+        self,
+        timeout: float | None = None,
+        *,
+        on_progress: Callable[[ProgressEvent], Any | Awaitable[Any]] | None = None,
+    ) -> T:
+        """Wait for the request and return its result (raises its classified error)."""
+        seconds = self._timeout(timeout)
+        if on_progress is not None:
+            async for event in self.progress():
+                maybe = on_progress(event)
+                if isinstance(maybe, Awaitable):
+                    await maybe
+        return await self._client._run(self._finish(self.request_id, seconds))
+
+    async def wait(self, timeout: float | None = None) -> RequestStatus:
+        """Wait until the request ends and return its final status (does not raise)."""
+        try:
+            return await self._client.wait_for_request(
+                self.request_id, timeout=self._timeout(timeout)
+            )
+        except (RequestFailedError, RequestCancelledError):
+            return await self._client.get_request(self.request_id)
+
+    def stream(self, *, follow: bool = True) -> AsyncIterator[str]:
+        """The request's log lines as they are written."""
+        return self._client.stream_request_logs(self.request_id, follow=follow)
+
+    def progress(self) -> AsyncIterator[ProgressEvent]:
+        """Progress events until the request ends (the last is succeeded or failed)."""
+        return self._client._progress(self.request_id)
+
+    async def cancel(self) -> None:
+        """Cancel the request on the server."""
+        await self._client.cancel_request(self.request_id)

@@ -1,0 +1,42 @@
+"""Keep secrets out of messages, logs and error bodies."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "**********"
+
+# Env var names whose values are credentials wherever they appear (e.g. in a 422 echo).
+_SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|_KEY$|KEY_ID)", re.I)
+
+
+class Redactor:
+    """Replaces known secret values in text and nested JSON values."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def with_secrets(self, secrets: Iterable[str]) -> Redactor:
+        """A redactor that also knows ``secrets``."""
+        return Redactor([*self._secrets, *secrets])
+
+    def text(self, value: str) -> str:
+        """``value`` with every known secret replaced."""
+        for secret in self._secrets:
+            value = value.replace(secret, REDACTED)
+        return value
+
+    def json(self, value: Any) -> Any:
+        """A copy of a JSON value with secrets replaced and secret-named keys masked."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.json(v) for v in value]
+        if isinstance(value, dict):
+            return {
+                k: (REDACTED if isinstance(k, str) and _SECRET_NAME.search(k) else self.json(v))
+                for k, v in value.items()
+            }
+        return value

@@ -1,0 +1,105 @@
+"""The one retry policy of both clients, compiled into tenacity ``Retrying``/``AsyncRetrying``.
+
+Which errors are retried is decided by the error itself (``SkyPilotError.is_retryable``): a
+work submission that may have reached the server is marked ``maybe_submitted`` where it is
+classified, so it is never replayed here.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import tenacity
+
+from . import _constants as C
+from .errors import SkyPilotError
+
+logger = logging.getLogger("skypilot_client")
+
+
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if (ms := lowered.get("retry-after-ms")) is not None:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(when.timestamp() - now, 0.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter that honours Retry-After up to a cap."""
+
+    max_retries: int = C.DEFAULT_MAX_RETRIES
+    initial_delay: float = C.DEFAULT_RETRY_DELAY
+    max_delay: float = C.DEFAULT_RETRY_MAX_DELAY
+    max_retry_after: float = C.MAX_RETRY_AFTER
+    jitter: float = 0.25
+
+    def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:
+        """Seconds before retry number ``attempt`` (1-based); ``rand`` is in [0, 1)."""
+        if retry_after is not None and retry_after <= self.max_retry_after:
+            return retry_after
+        base = min(self.initial_delay * 2.0 ** (attempt - 1), self.max_delay)
+        return base * (1.0 - self.jitter * rand)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Retry only our errors that say retrying can help."""
+        return isinstance(exc, SkyPilotError) and exc.is_retryable
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, SkyPilotError) else None
+        return self.delay(state.attempt_number, retry_after, random.random())  # noqa: S311
+
+    def _log(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.info(
+            "retrying after %s (attempt %d of %d)",
+            type(exc).__name__,
+            state.attempt_number,
+            self.max_retries + 1,
+            extra={"attempt": state.attempt_number, "error": type(exc).__name__},
+        )
+
+    def _kwargs(self) -> dict[str, object]:
+        return {
+            "stop": tenacity.stop_after_attempt(self.max_retries + 1),
+            "wait": self._wait,
+            "retry": tenacity.retry_if_exception(self.should_retry),
+            "before_sleep": self._log,
+            "reraise": True,
+        }
+
+    def sync(self, sleep: Callable[[float], None] = time.sleep) -> tenacity.Retrying:
+        """A tenacity controller for the sync client."""
+        return tenacity.Retrying(sleep=sleep, **self._kwargs())  # type: ignore[arg-type]
+
+    def asynchronous(
+        self, sleep: Callable[[float], Awaitable[None]] | None = None
+    ) -> tenacity.AsyncRetrying:
+        """A tenacity controller for the async client."""
+        if sleep is None:
+            return tenacity.AsyncRetrying(**self._kwargs())  # type: ignore[arg-type]
+        return tenacity.AsyncRetrying(sleep=sleep, **self._kwargs())  # type: ignore[arg-type]
