@@ -50,6 +50,7 @@ from .errors import (
     APITimeoutError,
     ClusterNotFoundError,
     InvalidInputError,
+    MalformedResponseError,
     NotFoundError,
     SkyPilotError,
     WaitTimeoutError,
@@ -409,7 +410,7 @@ class BaseClient(Generic[HttpClientT]):
             if response.status_code in call.pass_statuses:
                 data = None
             else:
-                raise APIConnectionError(
+                raise MalformedResponseError(
                     f"{call.operation}: the server sent malformed JSON "
                     f"(HTTP {response.status_code})",
                     request_id=request_id_of(response.headers),
@@ -520,7 +521,7 @@ class BaseClient(Generic[HttpClientT]):
 
     def _submitted_id(self, call: Call, reply: Reply) -> str:
         if not reply.request_id:
-            raise APIConnectionError(
+            raise MalformedResponseError(
                 f"{call.operation}: the server accepted the request but sent no "
                 "X-Skypilot-Request-ID header (is a proxy stripping it?)",
                 maybe_submitted=call.submits_work,
@@ -651,7 +652,7 @@ class BaseClient(Generic[HttpClientT]):
         yield from self._require_version("logs")
         collected: Collected = yield Collect(self._logs_call(request), timeout)
         if not collected.request_id:
-            raise APIConnectionError("logs: the server sent no request id for the log stream")
+            raise MalformedResponseError("logs: the server sent no request id for the log stream")
         outcome: RequestOutcome = yield Wait(collected.request_id, timeout, "logs")
         exit_code = outcome.return_value if isinstance(outcome.return_value, int) else 0
         return JobLogs(

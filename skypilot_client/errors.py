@@ -13,6 +13,7 @@ the same classes.
     │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
     │   ├── NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
     │   ├── RateLimitError 429, InternalServerError 5xx -> ServiceUnavailableError 503
+    ├── MalformedResponseError                         (an answer we cannot read)
     ├── VersionMismatchError                           (client/server API versions)
     ├── RequestFailedError                             (work that failed on the server)
     │   ├── ClusterNotFoundError (also a NotFoundError), ClusterNotUpError, ...
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidCloudCredentialsError",
     "InvalidClusterNameError",
     "InvalidInputError",
+    "MalformedResponseError",
     "NoCloudAccessError",
     "NotFoundError",
     "NotSupportedError",
@@ -214,6 +216,10 @@ class ServiceUnavailableError(InternalServerError):
     """HTTP 503: the server is shutting down or out of workers; retry later."""
 
     retryable = True
+
+
+class MalformedResponseError(SkyPilotError):
+    """The server's answer could not be read (malformed JSON, missing request id)."""
 
 
 class VersionMismatchError(SkyPilotError):
