@@ -32,6 +32,7 @@ __all__ = [
     "AccessDeniedError",
     "AuthenticationError",
     "BadRequestError",
+    "CloudProviderError",
     "ClusterNotFoundError",
     "ClusterNotUpError",
     "ClusterSetUpError",
@@ -48,6 +49,7 @@ __all__ = [
     "NotSupportedError",
     "PermissionDeniedError",
     "PolicyRejectedError",
+    "ProvisioningFailedError",
     "RateLimitError",
     "RequestCancelledError",
     "RequestFailedError",
@@ -254,6 +256,15 @@ class ResourcesMismatchError(RequestFailedError):
     """Requested resources do not match the existing cluster."""
 
 
+class ProvisioningFailedError(RequestFailedError):
+    """Provisioning failed and the server stopped failing over (``StopFailoverError``)."""
+
+
+class CloudProviderError(RequestFailedError):
+    """A cloud provider's API failed (``CloudError`` or a provider error such as
+    ``HyperbolicError``)."""
+
+
 class NotSupportedError(RequestFailedError):
     """The operation is not supported for this cluster or cloud."""
 
@@ -325,7 +336,37 @@ _REQUEST_FAILURE_CLASSES: dict[str, type[RequestFailedError]] = {
     "NoWorkspaceAccessError": WorkspaceAccessError,
     "UserRequestRejectedByPolicy": PolicyRejectedError,
     "RequestInterruptedError": RequestInterruptedError,
+    "StopFailoverError": ProvisioningFailedError,
+    "ProvisionPrechecksError": ProvisioningFailedError,
+    "CloudError": CloudProviderError,
 }
+
+
+# Clouds whose provider exceptions keep the cloud's name (``<Cloud>Error``).
+_CLOUD_NAMES = frozenset(
+    {
+        "aws",
+        "gcp",
+        "azure",
+        "lambda",
+        "runpod",
+        "hyperbolic",
+        "kubernetes",
+        "nebius",
+        "oci",
+        "paperspace",
+        "vast",
+        "cudo",
+        "fluidstack",
+        "do",
+        "scp",
+        "ibm",
+        "vsphere",
+        "seeweb",
+        "shadeform",
+        "primeintellect",
+    }
+)
 
 
 def error_for_status(status_code: int, message: str, **kwargs: Any) -> APIStatusError:
@@ -338,5 +379,10 @@ def error_for_status(status_code: int, message: str, **kwargs: Any) -> APIStatus
 
 def error_for_request_failure(error_type: str, message: str, **kwargs: Any) -> RequestFailedError:
     """Build the error class for a server exception type; unknown types keep their name."""
-    cls = _REQUEST_FAILURE_CLASSES.get(error_type, RequestFailedError)
+    cls = _REQUEST_FAILURE_CLASSES.get(error_type)
+    if cls is None:
+        # Provider exceptions are named after the cloud (HyperbolicError, ...).
+        cloud_error = error_type.endswith("Error") and error_type[:-5].isalpha()
+        is_cloud = cloud_error and error_type[:-5].lower() in _CLOUD_NAMES
+        cls = CloudProviderError if is_cloud else RequestFailedError
     return cls(message, error_type=error_type, **kwargs)

@@ -155,6 +155,22 @@ class AWSCredentials(_Input):
     session_token: SecretStr | None = None
     region: str | None = None
 
+    def __init__(
+        self,
+        *,
+        access_key_id: str | SecretStr,
+        secret_access_key: str | SecretStr,
+        session_token: str | SecretStr | None = None,
+        region: str | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "access_key_id": access_key_id,
+            "secret_access_key": secret_access_key,
+            "session_token": session_token,
+            "region": region,
+        }
+        super().__init__(**fields)
+
 
 class GCPCredentials(_Input):
     """GCP credentials: a service-account key file path *on the server* and a project."""
@@ -171,6 +187,22 @@ class AzureCredentials(_Input):
     tenant_id: str
     subscription_id: str | None = None
 
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str | SecretStr,
+        tenant_id: str,
+        subscription_id: str | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "tenant_id": tenant_id,
+            "subscription_id": subscription_id,
+        }
+        super().__init__(**fields)
+
 
 class CloudCredentials(_Input):
     """Per-request cloud credentials; they travel in the request's ``env_vars``.
@@ -183,6 +215,22 @@ class CloudCredentials(_Input):
     gcp: GCPCredentials | None = None
     azure: AzureCredentials | None = None
     extra_env: dict[str, SecretStr] = Field(default_factory=dict)
+
+    def __init__(
+        self,
+        *,
+        aws: AWSCredentials | None = None,
+        gcp: GCPCredentials | None = None,
+        azure: AzureCredentials | None = None,
+        extra_env: dict[str, str] | dict[str, SecretStr] | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "aws": aws,
+            "gcp": gcp,
+            "azure": azure,
+            "extra_env": extra_env or {},
+        }
+        super().__init__(**fields)
 
     def to_env_vars(self) -> dict[str, str]:
         """The environment variables the cloud SDKs on the server read."""

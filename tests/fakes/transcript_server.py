@@ -1,0 +1,183 @@
+"""FAITHFUL FAKE of a SkyPilot 0.14.1 server: NOT the real server.
+
+The offline real server cannot reach an UP cluster or a finished job, so those success paths
+are exercised against this fake, built from the observed protocol
+(shared/reference/skypilot/PROTOCOL.md and its transcripts): async submissions answering
+``null`` with ``X-Skypilot-Request-ID``, ``/api/get`` records whose ``return_value`` is a
+JSON string, ``POST /logs`` streaming the job log with ``<sky-payload>`` control lines, and
+``/status`` records of an UP cluster. Everything else in the suite runs against the real
+server or its recorded cassettes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+VERSION_HEADERS = {"x-skypilot-api-version": "62", "x-skypilot-version": "0.14.1"}
+
+UP_CLUSTER: dict[str, Any] = {
+    "name": "train-up",
+    "launched_at": 1795430000,
+    "handle": "gAROLg==",
+    "last_use": "sky launch -c train-up task.yaml",
+    "status": "UP",
+    "autostop": 30,
+    "to_down": True,
+    "cluster_hash": "0f0e0d0c-1111-2222-3333-444455556666",
+    "user_hash": "5eed0001",
+    "user_name": "sdk-tests",
+    "workspace": "default",
+    "resources_str": "1x Hyperbolic(1x-H100-28-271, {'H100': 1})",
+    "resources_str_full": "1x Hyperbolic(1x-H100-28-271, cpus=28, mem=271, {'H100': 1})",
+    "credentials": {"ssh_user": "ubuntu", "ssh_private_key_content": "PRIVATE-KEY-MUST-NOT-LEAK"},
+    "nodes": 1,
+    "cloud": "Hyperbolic",
+    "region": "us-central-1",
+    "cpus": "28",
+    "memory": "271",
+    "accelerators": "{'H100': 1}",
+    "labels": {},
+    "a_field_from_a_newer_server": {"nested": True},
+}
+
+JOB_LOG = [
+    '<sky-payload>"<rich_init>[bold cyan]Launching[/]</rich_init>"</sky-payload>',
+    "\x1b[32m✓ Cluster launched: train-up.\x1b[0m",
+    '<sky-payload>"<rich_update>[bold cyan]Syncing files[/]</rich_update>"</sky-payload>',
+    "⚙︎ Job submitted, ID: 1",
+    "(task, pid=4242) hello from the cluster",
+    "(task, pid=4242) step 2\r(task, pid=4242) step 3",
+    '<sky-payload>"<heartbeat></heartbeat>"</sky-payload>',
+    '<sky-payload>"<rich_exit></rich_exit>"</sky-payload>',
+]
+
+
+class FakeSkyPilotServer:
+    """An ``httpx.MockTransport`` handler that behaves like the transcripts show."""
+
+    def __init__(self, *, job_exit_code: int = 0, job_status: str = "SUCCEEDED") -> None:
+        self.job_exit_code = job_exit_code
+        self.job_status = job_status
+        self.requests: list[httpx.Request] = []
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def transport(self) -> httpx.MockTransport:
+        """A sync+async transport to give to ``httpx.Client``/``AsyncClient``."""
+        return httpx.MockTransport(self.handle)
+
+    def _submit(
+        self, name: str, return_value: Any, cluster: str | None = None, status: str = "SUCCEEDED"
+    ) -> httpx.Response:
+        request_id = str(uuid.uuid4())
+        self._records[request_id] = {
+            "request_id": request_id,
+            "name": name,
+            "entrypoint": "gASV",
+            "request_body": "gASV",
+            "status": status,
+            "created_at": time.time(),
+            "user_id": "5eed0001",
+            "return_value": json.dumps(return_value),
+            "error": "null",
+            "pid": 1,
+            "schedule_type": "short",
+            "user_name": "sdk-tests",
+            "cluster_name": cluster,
+            "status_msg": None,
+            "should_retry": False,
+            "finished_at": time.time(),
+        }
+        return httpx.Response(
+            200, json=None, headers={**VERSION_HEADERS, "x-skypilot-request-id": request_id}
+        )
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Route one request."""
+        self.requests.append(request)
+        path = request.url.path
+        body = json.loads(request.content) if request.content else {}
+        if path == "/api/health":
+            return httpx.Response(
+                200,
+                json={"status": "healthy", "api_version": "62", "version": "0.14.1"},
+                headers=VERSION_HEADERS,
+            )
+        if path == "/api/get":
+            record = self._records.get(request.url.params["request_id"])
+            if record is None:
+                return httpx.Response(404, json={"detail": "Request not found"})
+            record["status"] = "SUCCEEDED"  # the real /api/get blocks until the end
+            return httpx.Response(200, json=record, headers=VERSION_HEADERS)
+        if path == "/api/status":
+            ids = request.url.params.get_list("request_ids")
+            found = [
+                {**self._records[i], "return_value": "null"} for i in ids if i in self._records
+            ]
+            return httpx.Response(200, json=found, headers=VERSION_HEADERS)
+        if path == "/status":
+            names = body.get("cluster_names")
+            clusters = [UP_CLUSTER] if not names or UP_CLUSTER["name"] in names else []
+            return self._submit("sky.status", clusters)
+        if path in ("/exec", "/launch"):
+            job = None if body.get("dryrun") else 1
+            # Launches run for a while: RUNNING until their log stream has been read.
+            return self._submit(
+                f"sky{path.replace('/', '.')}",
+                {"job_id": job, "handle": "gAROLg=="},
+                body["cluster_name"],
+                status="RUNNING",
+            )
+        if path == "/job_status":
+            return self._submit("sky.job_status", {"1": self.job_status}, body["cluster_name"])
+        if path == "/queue":
+            queued = {
+                "job_id": 1,
+                "job_name": "sky-cmd",
+                "username": "sdk-tests",
+                "submitted_at": 1795430100.5,
+                "start_at": 1795430101,
+                "end_at": None,
+                "resources": "1x[H100:1]",
+                "status": self.job_status,
+                "log_path": "~/sky_logs/1",
+            }
+            return self._submit("sky.queue", [queued], body["cluster_name"])
+        if path == "/logs":
+            response = self._submit("sky.logs", self.job_exit_code, body["cluster_name"])
+            return httpx.Response(
+                200,
+                stream=_Chunks(JOB_LOG),
+                headers={**response.headers, "content-type": "text/plain; charset=utf-8"},
+            )
+        if path == "/api/stream":
+            streamed = self._records.get(request.url.params.get("request_id", ""))
+            if streamed is not None:
+                streamed["status"] = "SUCCEEDED"
+            return httpx.Response(
+                200, stream=_Chunks(JOB_LOG), headers={"content-type": "text/plain"}
+            )
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+
+class _Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """Streams lines split at awkward chunk boundaries, as a real chunked response can."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self._data = ("\n".join(lines) + "\n").encode()
+
+    def _chunks(self) -> Iterator[bytes]:
+        for start in range(0, len(self._data), 7):
+            yield self._data[start : start + 7]
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks()
+
+    async def __aiter__(self) -> Any:
+        for chunk in self._chunks():
+            yield chunk

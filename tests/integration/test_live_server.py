@@ -1,0 +1,121 @@
+"""Against a real SkyPilot 0.14.1 API server on loopback (started by the session fixture)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from typing import Any
+
+import httpx
+import pytest
+from local_server import LocalSkyPilotServer
+
+from skypilot_client import (
+    AsyncSkyPilotClient,
+    AWSCredentials,
+    CloudCredentials,
+    LaunchRequest,
+    SkyPilotClient,
+    errors,
+)
+from skypilot_client._base_client import Call
+from tests.conftest import SENTINEL_AWS_KEY_ID, SENTINEL_AWS_SECRET, SENTINEL_TOKEN, SENTINELS
+from tests.scenarios import GPU_TASK, SCENARIOS, run_async, run_sync
+
+pytestmark = pytest.mark.integration
+
+
+def _kinds(outcomes: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    # Request ids and timestamps differ between live runs: compare what happened.
+    return [o[:1] + o[2:] if o[0] != "ok" else o[:1] for o in outcomes]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_scenario_live_sync_and_async(
+    name: str, skypilot_server: LocalSkyPilotServer
+) -> None:
+    url = skypilot_server.base_url
+    with SkyPilotClient(url) as client:
+        sync_outcomes = run_sync(client, name)
+    async with AsyncSkyPilotClient(url) as aclient:
+        async_outcomes = await run_async(aclient, name)
+    assert _kinds(async_outcomes) == _kinds(sync_outcomes)
+
+
+def test_server_side_validation_error_is_classified(skypilot_server: LocalSkyPilotServer) -> None:
+    with SkyPilotClient(skypilot_server.base_url) as client:
+        bad = Call("POST", "/down", "terminate", json={"purge": "not-a-bool"})
+        with pytest.raises(errors.UnprocessableEntityError) as info:
+            client._run(iter_once(bad))
+    error = info.value
+    assert error.status_code == 422 and error.request_id
+    assert {tuple(e["loc"]) for e in error.errors} >= {("body", "cluster_name")}
+    assert all("input" not in e for e in error.errors)  # echoed env vars are dropped
+
+
+def iter_once(call: Call) -> Generator[Call, Any, None]:
+    yield call
+
+
+def test_credentials_travel_but_never_leak(
+    skypilot_server: LocalSkyPilotServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="skypilot_client")
+    creds = CloudCredentials(
+        aws=AWSCredentials(access_key_id=SENTINEL_AWS_KEY_ID, secret_access_key=SENTINEL_AWS_SECRET)
+    )
+    with SkyPilotClient(skypilot_server.base_url) as client:
+        handle = client.launch(
+            LaunchRequest(cluster_name="sdk-creds", task=GPU_TASK, dryrun=True, credentials=creds)
+        )
+        result = handle.result()
+        status = client.get_request(handle.request_id)
+    assert result.dryrun
+    text = caplog.text + repr(creds) + status.model_dump_json() + repr(handle)
+    assert not any(secret in text for secret in SENTINELS)
+
+
+def test_bad_service_account_token_is_unauthorized(auth_server: LocalSkyPilotServer) -> None:
+    url = auth_server.base_url
+    with SkyPilotClient(url, token=SENTINEL_TOKEN, max_retries=0) as client:
+        with pytest.raises(errors.AuthenticationError) as info:
+            client.list_clusters()
+    assert info.value.is_unauthorized and not info.value.is_retryable
+    assert "Invalid or expired service account token" in str(info.value)
+    assert SENTINEL_TOKEN not in str(info.value) + repr(info.value) + repr(client)
+
+
+def test_good_service_account_token_works(auth_server: LocalSkyPilotServer) -> None:
+    token = auth_server.create_service_account_token("sdk-ci")
+    with SkyPilotClient(auth_server.base_url, token=token) as client:
+        assert client.health().is_healthy
+        assert client.list_clusters().total == 0
+        assert client.enabled_clouds() == ["hyperbolic"]
+
+
+def test_remote_caller_without_credentials_is_unauthorized(
+    auth_server: LocalSkyPilotServer,
+) -> None:
+    # A proxy header makes the loopback request look remote, so basic auth applies.
+    remote = httpx.Client(headers={"X-Forwarded-For": "203.0.113.7"})
+    with SkyPilotClient(
+        auth_server.base_url,
+        http_client=remote,
+        max_retries=0,
+    ) as client:
+        with pytest.raises(errors.AuthenticationError) as info:
+            client.list_clusters()
+    remote.close()
+    assert info.value.status_code == 401
+
+
+def test_per_tenant_tokens_share_one_pool(auth_server: LocalSkyPilotServer) -> None:
+    token = auth_server.create_service_account_token("sdk-tenant")
+    with SkyPilotClient(auth_server.base_url, max_retries=0) as base:
+        good = base.with_options(token=token)
+        bad = base.with_options(token=SENTINEL_TOKEN)
+        assert good.list_clusters().total == 0
+        with pytest.raises(errors.AuthenticationError):
+            bad.list_clusters()
+        assert good._shared is bad._shared is base._shared
