@@ -175,7 +175,7 @@ def error_from_response(
             redactor.text(strip_ansi(str(body.get("message", "version mismatch")))),
             request_id=request_id,
             status_code=status_code,
-            body=body,
+            body=redactor.json(body),
             server_api_version=server_api_version(headers),
         )
     elif isinstance(body, dict) and "detail" in body:

@@ -8,10 +8,12 @@ classified, so it is never replayed here.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 
 import tenacity
@@ -25,26 +27,31 @@ logger = logging.getLogger("skypilot_client")
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date)."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    if (ms := lowered.get("retry-after-ms")) is not None:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
+    if (ms := _finite(lowered.get("retry-after-ms"))) is not None:
+        return max(ms / 1000.0, 0.0)
     value = lowered.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    if (seconds := _finite(value)) is not None:
+        return max(seconds, 0.0)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # asctime dates carry no zone; HTTP dates are UTC (RFC 9110)
+        when = when.replace(tzinfo=timezone.utc)
     now = time.time() if now is None else now
     return max(when.timestamp() - now, 0.0)
+
+
+def _finite(value: str | None) -> float | None:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,8 @@ class RetryPolicy:
         """Seconds before retry number ``attempt`` (1-based); ``rand`` is in [0, 1)."""
         if retry_after is not None and retry_after <= self.max_retry_after:
             return retry_after
-        base = min(self.initial_delay * 2.0 ** (attempt - 1), self.max_delay)
+        # The exponent is capped so a huge max_retries cannot overflow a float.
+        base = min(self.initial_delay * 2.0 ** min(attempt - 1, 64), self.max_delay)
         return base * (1.0 - self.jitter * rand)
 
     def should_retry(self, exc: BaseException) -> bool:
