@@ -338,7 +338,7 @@ def require_rsync() -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Minimal HTTP client (urllib, proxies disabled: always loopback)
+# Minimal HTTP client (http.client: no proxies, always loopback)
 # --------------------------------------------------------------------------------------
 
 
@@ -548,7 +548,7 @@ class LocalSkyPilotServer:
                     self._ensure_admin_login()
                 self._enable_hyperbolic(deadline)
             except BaseException:
-                self.stop()
+                self.stop(grace=0)
                 raise
 
     def stop(self, *, grace: float = _STOP_GRACE_SECONDS) -> None:
@@ -991,18 +991,21 @@ def _cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    stop_event = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop_event.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    ensure_server_venv(args.venv, quiet=False)
-    server = LocalSkyPilotServer(port=args.port, home=args.home, auth=args.auth, venv_dir=args.venv)
-    started = time.monotonic()
+    # SIGTERM behaves like Ctrl-C, so the server is stopped in both cases (also while
+    # it is still starting).
+    signal.signal(signal.SIGTERM, _interrupt)
+    server: LocalSkyPilotServer | None = None
     try:
+        ensure_server_venv(args.venv, quiet=False)
+        server = LocalSkyPilotServer(
+            port=args.port, home=args.home, auth=args.auth, venv_dir=args.venv
+        )
+        started = time.monotonic()
         server.start(timeout=args.timeout)
         print(server.base_url, flush=True)
         print(
@@ -1019,17 +1022,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
-        while not stop_event.wait(1.0):
-            if not server.is_running():
-                print(
-                    "server exited unexpectedly; log tail:\n" + server._log_tail(),
-                    file=sys.stderr,
-                )
-                return 1
+        while server.is_running():
+            time.sleep(1.0)
+        print("server exited unexpectedly; log tail:\n" + server._log_tail(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
         return 0
     finally:
-        print("stopping server ...", file=sys.stderr, flush=True)
-        server.stop()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if server is not None:
+            print("stopping server ...", file=sys.stderr, flush=True)
+            server.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from skypilot_client._config import parse_duration, resolve_settings
 from skypilot_client.errors import ConfigurationError
 from tests.conftest import SENTINEL_TOKEN
 
-NONE = {
+NONE: dict[str, Any] = {
     "base_url": None,
     "token": None,
     "timeout": None,

@@ -94,7 +94,7 @@ def test_stream_parser_splits_payloads_and_lines_across_chunks() -> None:
         "last line without newline"
     )
     parser = LogStreamParser()
-    events = []
+    events: list[LogLine | SpinnerUpdate] = []
     for start in range(0, len(stream), 5):
         events.extend(parser.feed(stream[start : start + 5]))
     events.extend(parser.close())

@@ -85,7 +85,7 @@ def test_rejected_before_any_request(
         lambda: LaunchRequest(cluster_name="ok", task="run: x", idle_minutes_to_stop=-1),
         lambda: EstimateCostRequest(task="resources: {}", hours=0),
         lambda: EstimateCostRequest(task="resources: {}", hours=-2),
-        lambda: LaunchRequest(cluster_name="ok", task="run: x", unknown_field=1),
+        lambda: LaunchRequest.model_validate({"cluster_name": "ok", "task": "x", "typo": 1}),
     ],
 )
 def test_request_models_validate_on_construction(build: Callable[[], Any]) -> None:
