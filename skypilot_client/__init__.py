@@ -5,38 +5,73 @@
 ...     print(client.health().version)
 """
 
-from . import errors
-from ._async_client import AsyncSkyPilotClient
-from ._client import SkyPilotClient
-from ._constants import API_VERSION, SERVER_VERSION
-from ._handles import AsyncRequestHandle, RequestHandle
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .errors import SkyPilotError
-from .models import (
-    AcceleratorOffer,
-    AWSCredentials,
-    AzureCredentials,
-    CloudCredentials,
-    ClusterList,
-    ClusterState,
-    ClusterStatus,
-    CostEstimate,
-    EstimateCostRequest,
-    ExecuteRequest,
-    ExecuteResult,
-    GCPCredentials,
-    HealthStatus,
-    Job,
-    JobLogs,
-    JobState,
-    LaunchPhase,
-    LaunchRequest,
-    LaunchResult,
-    LogsRequest,
-    ProgressEvent,
-    RequestState,
-    RequestStatus,
-)
+
+if TYPE_CHECKING:  # names below load on first use: `import skypilot_client` stays cheap
+    from . import errors
+    from ._async_client import AsyncSkyPilotClient
+    from ._client import SkyPilotClient
+    from ._constants import API_VERSION, SERVER_VERSION
+    from ._handles import AsyncRequestHandle, RequestHandle
+    from .errors import SkyPilotError
+    from .models import (
+        AcceleratorOffer,
+        AWSCredentials,
+        AzureCredentials,
+        CloudCredentials,
+        ClusterList,
+        ClusterState,
+        ClusterStatus,
+        CostEstimate,
+        EstimateCostRequest,
+        ExecuteRequest,
+        ExecuteResult,
+        GCPCredentials,
+        HealthStatus,
+        Job,
+        JobLogs,
+        JobState,
+        LaunchPhase,
+        LaunchRequest,
+        LaunchResult,
+        LogsRequest,
+        ProgressEvent,
+        RequestState,
+        RequestStatus,
+    )
+
+
+_LAZY = {
+    "errors": ".errors",
+    "SkyPilotError": ".errors",
+    "SkyPilotClient": "._client",
+    "AsyncSkyPilotClient": "._async_client",
+    "RequestHandle": "._handles",
+    "AsyncRequestHandle": "._handles",
+    "API_VERSION": "._constants",
+    "SERVER_VERSION": "._constants",
+}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        value = module if name == "errors" else getattr(module, name)
+    elif name in __all__:
+        value = getattr(importlib.import_module(".models", __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "API_VERSION",

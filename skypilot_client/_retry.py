@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
-
-import tenacity
+from typing import TYPE_CHECKING
 
 from . import _constants as C
 from .errors import SkyPilotError
+
+if TYPE_CHECKING:  # tenacity (and the asyncio it imports) loads on the first call
+    import tenacity
 
 logger = logging.getLogger("skypilot_client")
 
@@ -92,6 +94,8 @@ class RetryPolicy:
         )
 
     def _kwargs(self) -> dict[str, object]:
+        import tenacity
+
         return {
             "stop": tenacity.stop_after_attempt(self.max_retries + 1),
             "wait": self._wait,
@@ -102,12 +106,16 @@ class RetryPolicy:
 
     def sync(self, sleep: Callable[[float], None] = time.sleep) -> tenacity.Retrying:
         """A tenacity controller for the sync client."""
+        import tenacity
+
         return tenacity.Retrying(sleep=sleep, **self._kwargs())  # type: ignore[arg-type]
 
     def asynchronous(
         self, sleep: Callable[[float], Awaitable[None]] | None = None
     ) -> tenacity.AsyncRetrying:
         """A tenacity controller for the async client."""
+        import tenacity
+
         if sleep is None:
             return tenacity.AsyncRetrying(**self._kwargs())  # type: ignore[arg-type]
         return tenacity.AsyncRetrying(sleep=sleep, **self._kwargs())  # type: ignore[arg-type]

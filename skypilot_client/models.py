@@ -45,7 +45,7 @@ _OPAQUE_KEYS = ("handle", "credentials", "entrypoint", "request_body", "error", 
 class _Result(BaseModel):
     """Base of result models: extra server fields are kept, pickles/secrets dropped."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -56,7 +56,7 @@ class _Result(BaseModel):
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _validate_cluster_name(value: str) -> str:
@@ -361,7 +361,7 @@ def _epoch_to_datetime(value: Any) -> Any:
 class UserInfo(_Result):
     """The authenticated user as the server reports it (password hashes are dropped)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     id: str | None = None
     name: str | None = None
