@@ -182,9 +182,9 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
             try:
                 reply = await self._call(call)
             except APITimeoutError as exc:
-                if exc.is_retryable or deadline - time.monotonic() <= 0:
+                if exc.is_retryable:
                     raise
-                continue  # the long poll ran out of read time: poll again
+                continue  # the long poll ran out of read time: poll again, or give up below
             return self._outcome(reply, effect.request_id)
         raise self._wait_timeout(effect)
 

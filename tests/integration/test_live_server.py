@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -119,3 +122,50 @@ def test_per_tenant_tokens_share_one_pool(auth_server: LocalSkyPilotServer) -> N
         with pytest.raises(errors.AuthenticationError):
             bad.list_clusters()
         assert good._shared is bad._shared is base._shared
+
+
+def test_workspace_travels_with_the_request(skypilot_server: LocalSkyPilotServer) -> None:
+    with SkyPilotClient(skypilot_server.base_url) as client:
+        assert client.with_options(workspace="default").list_clusters().total == 0
+        with pytest.raises(errors.RequestFailedError, match="Workspace nope-ws does not exist"):
+            client.with_options(workspace="nope-ws").list_clusters()
+        assert client.workspace is None  # the copy did not change the original
+
+
+SLOW_TASK = "resources:\n  infra: hyperbolic\n  accelerators: H100:1\nrun: x\n"
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_wait_releases_the_connection(
+    skypilot_server: LocalSkyPilotServer,
+) -> None:
+    async with AsyncSkyPilotClient(skypilot_server.base_url) as client:
+        # retry_until_up keeps the launch running on the server for a long time
+        handle = await client.launch(
+            LaunchRequest(cluster_name="sdk-slow", task=SLOW_TASK, retry_until_up=True)
+        )
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(handle.result(), 1.5)
+        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        assert all(conn.is_idle() or conn.is_closed() for conn in pool.connections)
+        assert await client.cancel_request(handle.request_id) == [handle.request_id]
+        status = await handle.wait(timeout=30)
+        assert status.status.value == "CANCELLED"
+        with contextlib.suppress(errors.ClusterNotFoundError):
+            await client.terminate("sdk-slow", purge=True)
+
+
+def test_local_wait_deadline(skypilot_server: LocalSkyPilotServer) -> None:
+    with SkyPilotClient(skypilot_server.base_url) as client:
+        handle = client.launch(
+            LaunchRequest(cluster_name="sdk-deadline", task=SLOW_TASK, retry_until_up=True)
+        )
+        started = time.monotonic()
+        with pytest.raises(errors.WaitTimeoutError) as info:
+            handle.result(timeout=2)
+        assert time.monotonic() - started < 10
+        assert info.value.request_id == handle.request_id
+        assert client.get_request(handle.request_id).status.is_terminal is False
+        handle.cancel()
+        with contextlib.suppress(errors.ClusterNotFoundError):
+            client.terminate("sdk-deadline", purge=True)

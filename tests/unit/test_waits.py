@@ -1,0 +1,50 @@
+"""Waiting on server requests: the long poll, local deadlines, cancellation."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from pytest_httpx import HTTPXMock
+
+from skypilot_client import AsyncSkyPilotClient, SkyPilotClient, errors
+
+URL = "http://skypilot.test:46580"
+
+
+def test_long_poll_read_timeouts_repoll_until_the_local_deadline(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), is_reusable=True)
+    started = time.monotonic()
+    with (
+        SkyPilotClient(URL, max_retries=0) as client,
+        pytest.raises(errors.WaitTimeoutError) as info,
+    ):
+        client.wait_for_request("req-1", timeout=0.3)
+    assert time.monotonic() - started < 5
+    assert info.value.request_id == "req-1"
+    assert isinstance(info.value, TimeoutError)
+    assert len(httpx_mock.get_requests()) >= 1
+    assert all(r.url.path == "/api/get" for r in httpx_mock.get_requests())
+
+
+def test_long_poll_read_timeout_is_capped_by_the_deadline(httpx_mock: HTTPXMock) -> None:
+    seen: list[float] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("slow", request=request)
+
+    httpx_mock.add_callback(capture, is_reusable=True)
+    with SkyPilotClient(URL, max_retries=0) as client, pytest.raises(errors.WaitTimeoutError):
+        client.wait_for_request("req-2", timeout=0.5)
+    assert seen
+    assert max(seen) <= 0.5  # never waits past the caller's deadline
+
+
+@pytest.mark.anyio
+async def test_async_wait_deadline(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), is_reusable=True)
+    async with AsyncSkyPilotClient(URL, max_retries=0) as client:
+        with pytest.raises(errors.WaitTimeoutError):
+            await client.wait_for_request("req-3", timeout=0.3)
