@@ -12,6 +12,7 @@ from ._version import __version__
 if TYPE_CHECKING:  # names below load on first use: `import skypilot_client` stays cheap
     from . import errors
     from ._async_client import AsyncSkyPilotClient
+    from ._base_client import RequestMetrics
     from ._client import SkyPilotClient
     from ._constants import API_VERSION, SERVER_VERSION
     from ._handles import AsyncRequestHandle, RequestHandle
@@ -49,6 +50,7 @@ _LAZY = {
     "SkyPilotClient": "._client",
     "AsyncSkyPilotClient": "._async_client",
     "RequestHandle": "._handles",
+    "RequestMetrics": "._base_client",
     "AsyncRequestHandle": "._handles",
     "API_VERSION": "._constants",
     "SERVER_VERSION": "._constants",
@@ -100,6 +102,7 @@ __all__ = [
     "LogsRequest",
     "ProgressEvent",
     "RequestHandle",
+    "RequestMetrics",
     "RequestState",
     "RequestStatus",
     "SkyPilotClient",

@@ -21,10 +21,10 @@ from ._base_client import (
     Flow,
     ProgressTracker,
     Reply,
+    RequestMetrics,
     Wait,
     close_lines,
     feed_lines,
-    logger,
 )
 from ._handles import AsyncRequestHandle
 from ._protocol import LogStreamParser, RequestOutcome, request_id_of
@@ -66,6 +66,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         max_connections: Connection pool size (default 100).
         http_client: Your own ``httpx.AsyncClient`` (proxies, transports); you close it.
         workspace: SkyPilot workspace for every request (default: the server's).
+        on_request: Called with a ``RequestMetrics`` after every HTTP attempt (metrics).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         max_connections: int | None = None,
         http_client: httpx.AsyncClient | None = None,
         workspace: str | None = None,
+        on_request: Callable[[RequestMetrics], object] | None = None,
         _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._sleep = _sleep
@@ -93,6 +95,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
             max_connections=max_connections,
             http_client=http_client,
             workspace=workspace,
+            on_request=on_request,
         )
 
     def _make_http(self, limits: httpx.Limits) -> httpx.AsyncClient:
@@ -153,26 +156,25 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
             return await self._wait(effect)
         return await self._collect(effect)
 
-    async def _send_once(self, call: Call) -> httpx.Response:
+    async def _send_once(self, call: Call, attempt: int, *, stream: bool = False) -> httpx.Response:
+        request = self._build_request(call, stream=stream)
         started = time.monotonic()
         try:
-            response = await self._http.request(
-                call.method,
-                self._url(call.path),
-                params=call.params,
-                json=call.json,
-                headers=self._headers(),
-                timeout=self._timeout_for(call),
-            )
+            response = await self._http.send(request, stream=stream)
         except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from exc
-        self._log_call(call, response, started)
+            raise self._failed_attempt(call, attempt, started, exc) from exc
+        self._observe(call, attempt, started, response)
+        if stream and response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            self._reply(call, response)  # raises the classified error
         return response
 
     async def _call(self, call: Call) -> Reply:
         async for attempt in self._policy.asynchronous(self._sleep):
             with attempt:
-                return self._reply(call, await self._send_once(call))
+                number = attempt.retry_state.attempt_number
+                return self._reply(call, await self._send_once(call, number))
         raise AssertionError("unreachable")  # tenacity re-raises the last error
 
     async def _wait(self, effect: Wait) -> RequestOutcome:
@@ -190,31 +192,13 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
 
     @asynccontextmanager
     async def _open_stream(self, call: Call) -> AsyncIterator[httpx.Response]:
-        async def opener() -> httpx.Response:
-            request = self._http.build_request(
-                call.method,
-                self._url(call.path),
-                params=call.params,
-                json=call.json,
-                headers={**self._headers(), "Accept": "text/plain"},
-                timeout=self._timeout_for(call),
-            )
-            try:
-                response = await self._http.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise self._transport_error(call, exc) from exc
-            if response.status_code >= 400:
-                await response.aread()
-                await response.aclose()
-                self._reply(call, response)  # raises the classified error
-            self._note_response(response.headers)
-            return response
-
         response: httpx.Response | None = None
         async for attempt in self._policy.asynchronous(self._sleep):
             with attempt:
-                response = await opener()
+                number = attempt.retry_state.attempt_number
+                response = await self._send_once(call, number, stream=True)
         assert response is not None
+        self._note_response(response.headers)
         try:
             yield response
         finally:
@@ -462,4 +446,3 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
             status = await self.get_request(request_id)
         if (event := tracker.on_state(status.status, status.status_msg or "")) is not None:
             yield event
-        logger.debug("progress of %s ended: %s", request_id, status.status.value)

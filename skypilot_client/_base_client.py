@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -145,6 +145,31 @@ Effect = Call | Wait | Collect
 Flow = Generator[Effect, Any, T]
 
 
+@dataclass(frozen=True)
+class RequestMetrics:
+    """One HTTP attempt, as reported to the ``on_request`` hook (for your metrics).
+
+    Attributes:
+        operation: Client operation, e.g. ``launch``, ``status``, ``wait``.
+        method: HTTP method.
+        path: URL path (never the full URL, never a secret).
+        status_code: HTTP status, or None when the attempt failed in transport.
+        duration: Seconds the attempt took.
+        attempt: 1 for the first try, 2 for the first retry, ...
+        error: Error class name of a transport failure, else None.
+        request_id: The server's request id, when it sent one.
+    """
+
+    operation: str
+    method: str
+    path: str
+    status_code: int | None
+    duration: float
+    attempt: int
+    error: str | None
+    request_id: str | None
+
+
 @dataclass
 class _Shared:
     """State shared by a client and every ``with_options`` copy of it (one pool)."""
@@ -152,6 +177,7 @@ class _Shared:
     http: Any
     owns_http: bool
     redactor: Redactor
+    on_request: Callable[[RequestMetrics], object] | None = None
     server_api_version: int | None = None
     warned_newer_server: bool = False
     closed: bool = False
@@ -180,6 +206,7 @@ class BaseClient(Generic[HttpClientT]):
         max_connections: int | None,
         http_client: HttpClientT | None,
         workspace: str | None,
+        on_request: Callable[[RequestMetrics], object] | None,
     ) -> None:
         self._settings = resolve_settings(
             base_url=base_url,
@@ -209,7 +236,9 @@ class BaseClient(Generic[HttpClientT]):
                 )
             )
         )
-        self._shared = _Shared(http=http, owns_http=owns, redactor=Redactor(secrets))
+        self._shared = _Shared(
+            http=http, owns_http=owns, redactor=Redactor(secrets), on_request=on_request
+        )
 
     def _make_http(self, limits: httpx.Limits) -> HttpClientT:
         raise NotImplementedError
@@ -424,19 +453,72 @@ class BaseClient(Generic[HttpClientT]):
             response.content,
         )
 
-    def _log_call(self, call: Call, response: httpx.Response, started: float) -> None:
+    def _build_request(self, call: Call, *, stream: bool) -> httpx.Request:
+        headers = self._headers()
+        if stream:
+            headers["Accept"] = "text/plain"
+        # build_request (same on Client and AsyncClient) merges a user-given client's defaults.
+        request: httpx.Request = self._shared.http.build_request(
+            call.method,
+            self._url(call.path),
+            params=call.params,
+            json=call.json,
+            headers=headers,
+            timeout=self._timeout_for(call),
+        )
+        return request
+
+    def _observe(
+        self,
+        call: Call,
+        attempt: int,
+        started: float,
+        response: httpx.Response | None,
+        error: SkyPilotError | None = None,
+    ) -> None:
+        """Log one HTTP attempt and report it to the metrics hook."""
+        duration = time.monotonic() - started
+        status = response.status_code if response is not None else None
+        request_id = request_id_of(response.headers) if response is not None else None
         logger.debug(
-            "%s %s -> %d (%.1f ms)",
+            "%s %s -> %s (%.1f ms, attempt %d)",
             call.method,
             call.path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
+            status if status is not None else type(error).__name__,
+            duration * 1000,
+            attempt,
             extra={
                 "operation": call.operation,
-                "request_id": request_id_of(response.headers),
-                "status": response.status_code,
+                "request_id": request_id,
+                "status": status,
+                "attempt": attempt,
             },
         )
+        hook = self._shared.on_request
+        if hook is None:
+            return
+        try:
+            hook(
+                RequestMetrics(
+                    operation=call.operation,
+                    method=call.method,
+                    path=call.path,
+                    status_code=status,
+                    duration=duration,
+                    attempt=attempt,
+                    error=type(error).__name__ if error is not None else None,
+                    request_id=request_id,
+                )
+            )
+        except Exception:  # a broken hook must not break the call
+            logger.exception("the on_request hook raised")
+
+    def _failed_attempt(
+        self, call: Call, attempt: int, started: float, exc: Exception
+    ) -> SkyPilotError:
+        error = self._transport_error(call, exc)
+        self._observe(call, attempt, started, None, error)
+        return error
 
     def _get_call(self, request_id: str, read_timeout: float) -> Call:
         return Call(
@@ -887,6 +969,7 @@ __all__ = [
     "Flow",
     "ProgressTracker",
     "Reply",
+    "RequestMetrics",
     "Wait",
     "close_lines",
     "feed_lines",

@@ -20,10 +20,10 @@ from ._base_client import (
     Flow,
     ProgressTracker,
     Reply,
+    RequestMetrics,
     Wait,
     close_lines,
     feed_lines,
-    logger,
 )
 from ._handles import RequestHandle
 from ._protocol import LogStreamParser, RequestOutcome, request_id_of
@@ -65,6 +65,7 @@ class SkyPilotClient(BaseClient[httpx.Client]):
         max_connections: Connection pool size (default 100).
         http_client: Your own ``httpx.Client`` (proxies, transports); you close it.
         workspace: SkyPilot workspace for every request (default: the server's).
+        on_request: Called with a ``RequestMetrics`` after every HTTP attempt (metrics).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class SkyPilotClient(BaseClient[httpx.Client]):
         max_connections: int | None = None,
         http_client: httpx.Client | None = None,
         workspace: str | None = None,
+        on_request: Callable[[RequestMetrics], object] | None = None,
         _sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sleep = _sleep
@@ -92,6 +94,7 @@ class SkyPilotClient(BaseClient[httpx.Client]):
             max_connections=max_connections,
             http_client=http_client,
             workspace=workspace,
+            on_request=on_request,
         )
 
     def _make_http(self, limits: httpx.Limits) -> httpx.Client:
@@ -152,26 +155,25 @@ class SkyPilotClient(BaseClient[httpx.Client]):
             return self._wait(effect)
         return self._collect(effect)
 
-    def _send_once(self, call: Call) -> httpx.Response:
+    def _send_once(self, call: Call, attempt: int, *, stream: bool = False) -> httpx.Response:
+        request = self._build_request(call, stream=stream)
         started = time.monotonic()
         try:
-            response = self._http.request(
-                call.method,
-                self._url(call.path),
-                params=call.params,
-                json=call.json,
-                headers=self._headers(),
-                timeout=self._timeout_for(call),
-            )
+            response = self._http.send(request, stream=stream)
         except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from exc
-        self._log_call(call, response, started)
+            raise self._failed_attempt(call, attempt, started, exc) from exc
+        self._observe(call, attempt, started, response)
+        if stream and response.status_code >= 400:
+            response.read()
+            response.close()
+            self._reply(call, response)  # raises the classified error
         return response
 
     def _call(self, call: Call) -> Reply:
         for attempt in self._policy.sync(self._sleep):
             with attempt:
-                return self._reply(call, self._send_once(call))
+                number = attempt.retry_state.attempt_number
+                return self._reply(call, self._send_once(call, number))
         raise AssertionError("unreachable")  # tenacity re-raises the last error
 
     def _wait(self, effect: Wait) -> RequestOutcome:
@@ -189,31 +191,13 @@ class SkyPilotClient(BaseClient[httpx.Client]):
 
     @contextmanager
     def _open_stream(self, call: Call) -> Iterator[httpx.Response]:
-        def opener() -> httpx.Response:
-            request = self._http.build_request(
-                call.method,
-                self._url(call.path),
-                params=call.params,
-                json=call.json,
-                headers={**self._headers(), "Accept": "text/plain"},
-                timeout=self._timeout_for(call),
-            )
-            try:
-                response = self._http.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise self._transport_error(call, exc) from exc
-            if response.status_code >= 400:
-                response.read()
-                response.close()
-                self._reply(call, response)  # raises the classified error
-            self._note_response(response.headers)
-            return response
-
         response: httpx.Response | None = None
         for attempt in self._policy.sync(self._sleep):
             with attempt:
-                response = opener()
+                number = attempt.retry_state.attempt_number
+                response = self._send_once(call, number, stream=True)
         assert response is not None
+        self._note_response(response.headers)
         try:
             yield response
         finally:
@@ -448,4 +432,3 @@ class SkyPilotClient(BaseClient[httpx.Client]):
             status = self.get_request(request_id)
         if (event := tracker.on_state(status.status, status.status_msg or "")) is not None:
             yield event
-        logger.debug("progress of %s ended: %s", request_id, status.status.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,18 @@ def _init_cluster(status: ClusterStatus) -> None:
     _expect(status.name == "sdk-init" and status.status == ClusterState.INIT, f"{status!r}")
 
 
-def _terminal(status: Any) -> None:
-    _expect(status.status == RequestState.FAILED, f"request: {status!r}")
+def _plan_table(lines: list[str]) -> None:
+    _expect(any("Considered resources" in line for line in lines), f"log: {lines!r}")
+    _expect(not any("sky-payload" in line for line in lines), "payload lines must be dropped")
+
+
+def _succeeded(status: Any) -> None:
+    _expect(status.status == RequestState.SUCCEEDED and status.name == "sky.launch", f"{status!r}")
+
+
+def _progress_done(events: list[Any]) -> None:
+    percents = [e.percent for e in events]
+    _expect(events[-1].phase.value == "succeeded" and percents == sorted(percents), f"{events}")
 
 
 SCENARIOS: dict[str, list[Step]] = {
@@ -127,6 +137,20 @@ SCENARIOS: dict[str, list[Step]] = {
             (LaunchRequest(cluster_name="sdk-dry", task=GPU_TASK, dryrun=True),),
             then="result",
             check=_dryrun,
+        ),
+        Step(
+            "launch",
+            (LaunchRequest(cluster_name="sdk-dry", task=GPU_TASK, dryrun=True),),
+            save_as="dry",
+        ),
+        Step("stream_request_logs", ({"$request": "dry"},), check=_plan_table),
+        Step("wait_for_request", ({"$request": "dry"},), check=_succeeded),
+        Step("get_request", ({"$request": "dry"},), check=_succeeded),
+        Step(
+            "launch",
+            (LaunchRequest(cluster_name="sdk-dry", task=GPU_TASK, dryrun=True),),
+            then="progress",
+            check=_progress_done,
         ),
     ],
     "missing_cluster": [
@@ -224,6 +248,8 @@ def run_sync(client: SkyPilotClient, name: str) -> list[tuple[Any, ...]]:
                 saved[step.save_as] = result.request_id
             if step.then:
                 result = getattr(result, step.then)()
+            if isinstance(result, Iterator):
+                result = list(result)
         except errors.SkyPilotError as exc:
             error = exc
         outcomes.append(_finish(step, result, error, (name, index) in LENIENT))
@@ -239,12 +265,16 @@ async def run_async(client: AsyncSkyPilotClient, name: str) -> list[tuple[Any, .
         result: Any = None
         error: BaseException | None = None
         try:
-            result = await getattr(client, step.method)(*args, **step.kwargs)
+            result = getattr(client, step.method)(*args, **step.kwargs)
+            if inspect.isawaitable(result):  # streams are async iterators, not coroutines
+                result = await result
             if step.save_as:
                 saved[step.save_as] = result.request_id
             if step.then:
                 maybe = getattr(result, step.then)()
                 result = await maybe if inspect.isawaitable(maybe) else maybe
+            if isinstance(result, AsyncIterator):
+                result = [item async for item in result]
         except errors.SkyPilotError as exc:
             error = exc
         outcomes.append(_finish(step, result, error, (name, index) in LENIENT))

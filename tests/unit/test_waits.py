@@ -48,3 +48,29 @@ async def test_async_wait_deadline(httpx_mock: HTTPXMock) -> None:
     async with AsyncSkyPilotClient(URL, max_retries=0) as client:
         with pytest.raises(errors.WaitTimeoutError):
             await client.wait_for_request("req-3", timeout=0.3)
+
+
+def test_on_request_hook_sees_every_attempt(httpx_mock: HTTPXMock) -> None:
+    from skypilot_client import RequestMetrics
+
+    headers = {"X-SkyPilot-API-Version": "62", "X-Skypilot-Request-ID": "rid-9"}
+    httpx_mock.add_response(status_code=503, headers={"Retry-After": "0"})
+    httpx_mock.add_response(json={"status": "healthy", "api_version": "62"}, headers=headers)
+    seen: list[RequestMetrics] = []
+
+    def broken(_: RequestMetrics) -> None:
+        raise RuntimeError("a broken hook must not break the call")
+
+    with SkyPilotClient(URL, on_request=seen.append, _sleep=lambda _: None) as client:
+        assert client.health().is_healthy
+        client.with_options(timeout=5)  # copies share the hook
+    assert [(m.operation, m.status_code, m.attempt) for m in seen] == [
+        ("health", 503, 1),
+        ("health", 200, 2),
+    ]
+    assert seen[1].request_id == "rid-9"
+    assert seen[1].path == "/api/health"
+    assert all(m.duration >= 0 for m in seen)
+    httpx_mock.add_response(json={"status": "healthy"}, headers=headers)
+    with SkyPilotClient(URL, on_request=broken) as client:
+        assert client.health().is_healthy
