@@ -997,7 +997,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     # SIGTERM behaves like Ctrl-C, so the server is stopped in both cases (also while
-    # it is still starting).
+    # it is still starting). SIGINT is set explicitly: a shell may start background
+    # jobs with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     server: LocalSkyPilotServer | None = None
     try:

@@ -18,13 +18,9 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from . import _constants as C
-from .errors import SkyPilotError
 
 if TYPE_CHECKING:  # tenacity (and the asyncio it imports) loads on the first call
     import tenacity
-
-logger = logging.getLogger("skypilot_client")
-
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date)."""
@@ -65,6 +61,7 @@ class RetryPolicy:
     max_delay: float = C.DEFAULT_RETRY_MAX_DELAY
     max_retry_after: float = C.MAX_RETRY_AFTER
     jitter: float = 0.25
+    logger_name: str = "skypilot_client"
 
     def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:
         """Seconds before retry number ``attempt`` (1-based); ``rand`` is in [0, 1)."""
@@ -75,17 +72,22 @@ class RetryPolicy:
         return base * (1.0 - self.jitter * rand)
 
     def should_retry(self, exc: BaseException) -> bool:
-        """Retry only our errors that say retrying can help."""
-        return isinstance(exc, SkyPilotError) and exc.is_retryable
+        """Retry only errors that say retrying can help (``is_retryable``).
+
+        Duck-typed so ``gpu_providers`` errors share this policy with ours.
+        """
+        return bool(getattr(exc, "is_retryable", False))
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        retry_after = exc.retry_after if isinstance(exc, SkyPilotError) else None
+        retry_after = getattr(exc, "retry_after", None)
+        if not isinstance(retry_after, (int, float)):
+            retry_after = None
         return self.delay(state.attempt_number, retry_after, random.random())  # noqa: S311
 
     def _log(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        logger.info(
+        logging.getLogger(self.logger_name).info(
             "retrying after %s (attempt %d of %d)",
             type(exc).__name__,
             state.attempt_number,

@@ -1,0 +1,177 @@
+"""Errors raised by provider clients: the same classes for every provider, sync or async.
+
+::
+
+    ProviderError
+    ├── AuthenticationError -> MissingCredentialsError
+    ├── RateLimitError                 (retry_after)
+    ├── InstanceNotFoundError
+    ├── CapacityError                  (no capacity for that GPU/region now)
+    ├── QuotaExceededError -> BillingError
+    ├── InvalidRequestError            (also a ValueError)
+    ├── ProviderServerError            (5xx)
+    ├── ProviderConnectionError -> ProviderTimeoutError
+    ├── CircuitOpenError               (failing fast after repeated failures)
+    ├── UnsupportedProviderError       (also a ValueError)
+    └── UnsupportedFeatureError        (also a NotImplementedError)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "BillingError",
+    "CapacityError",
+    "CircuitOpenError",
+    "InstanceNotFoundError",
+    "InvalidRequestError",
+    "MissingCredentialsError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderServerError",
+    "ProviderTimeoutError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "UnsupportedFeatureError",
+    "UnsupportedProviderError",
+    "error_for_status",
+]
+
+
+class ProviderError(Exception):
+    """Base class of every ``gpu_providers`` error.
+
+    Attributes:
+        message: What happened (never contains an API key).
+        provider: Provider name (``lambda``, ``paperspace``, ``runpod``).
+        status_code: HTTP status, when there was one.
+        code: The provider's documented error code (Lambda ``code``, Paperspace ``code``,
+            RunPod GraphQL ``extensions.code``), when it sent one.
+        retry_after: Seconds the provider asked us to wait.
+        maybe_submitted: A launch may have reached the provider although we saw an error:
+            list instances by name before launching again.
+    """
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        maybe_submitted: bool = False,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code
+        self.code = code
+        self.retry_after = retry_after
+        self.maybe_submitted = maybe_submitted
+        self.body = body
+
+    def __str__(self) -> str:
+        prefix = f"[{self.provider}] " if self.provider else ""
+        code = f" ({self.code})" if self.code else ""
+        return f"{prefix}{self.message}{code}"
+
+    def __repr__(self) -> str:
+        parts = [repr(self.message)]
+        for name in ("provider", "status_code", "code"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    @property
+    def is_retryable(self) -> bool:
+        """True when the same call may succeed later (never for a maybe-submitted launch)."""
+        return self.retryable and not self.maybe_submitted
+
+
+class AuthenticationError(ProviderError):
+    """The API key is missing, invalid, expired, or the account is inactive."""
+
+
+class MissingCredentialsError(AuthenticationError):
+    """No API key was found in the argument, the environment, or the vendor's config file."""
+
+
+class RateLimitError(ProviderError):
+    """The provider rate-limited us (HTTP 429)."""
+
+    retryable = True
+
+
+class InstanceNotFoundError(ProviderError):
+    """The instance does not exist (or no longer exists)."""
+
+
+class CapacityError(ProviderError):
+    """No capacity for the requested GPU type/count/region right now; try elsewhere or later."""
+
+
+class QuotaExceededError(ProviderError):
+    """An account quota or limit was reached."""
+
+
+class BillingError(QuotaExceededError):
+    """Billing problem (invalid billing address, no funds)."""
+
+
+class InvalidRequestError(ProviderError, ValueError):
+    """The request was invalid (rejected locally before sending, or by the provider)."""
+
+
+class ProviderServerError(ProviderError):
+    """The provider failed (HTTP 5xx)."""
+
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or the connection broke."""
+
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderConnectionError, TimeoutError):
+    """The provider took longer than the timeout."""
+
+
+class CircuitOpenError(ProviderError):
+    """Calls fail fast: the provider failed repeatedly; ``retry_after`` says when we try again."""
+
+
+class UnsupportedProviderError(ProviderError, ValueError):
+    """No provider of that name is registered."""
+
+
+class UnsupportedFeatureError(ProviderError, NotImplementedError):
+    """The provider cannot do that (see ``supports_feature``)."""
+
+
+def error_for_status(
+    status_code: int, message: str, *, code: str | None = None, **kwargs: Any
+) -> ProviderError:
+    """The error class for an HTTP status when the provider gave no more specific code."""
+    cls: type[ProviderError]
+    if status_code == 401 or status_code == 403:
+        cls = AuthenticationError
+    elif status_code == 404:
+        cls = InstanceNotFoundError
+    elif status_code == 429:
+        cls = RateLimitError
+    elif status_code >= 500:
+        cls = ProviderServerError
+    elif 400 <= status_code < 500:
+        cls = InvalidRequestError
+    else:
+        cls = ProviderError
+    return cls(message, status_code=status_code, code=code, **kwargs)

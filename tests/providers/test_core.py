@@ -1,0 +1,162 @@
+"""Factory, credentials precedence, normalized types and the GPU table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+import pytest
+from pydantic import SecretStr
+
+from gpu_providers import GPUFilters, GPUOffer, LaunchRequest, available_providers, create_provider
+from gpu_providers._credentials import LAMBDA, PAPERSPACE, RUNPOD, resolve_api_key
+from gpu_providers.errors import MissingCredentialsError, UnsupportedProviderError
+from gpu_providers.factory import _lookup
+from gpu_providers.gpus import GPU_TABLE, canonical_gpu_name
+
+SENTINEL = "SENTINEL-provider-key-77"
+
+
+def test_available_providers() -> None:
+    assert {"lambda", "paperspace", "runpod"} <= set(available_providers())
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        ("lambda", "lambda"),
+        ("LambdaLabs", "lambda"),
+        ("lambda-labs", "lambda"),
+        (" paperspace ", "paperspace"),
+        ("RunPod", "runpod"),
+    ],
+)
+def test_aliases(alias: str, name: str) -> None:
+    assert _lookup(alias).name == name
+
+
+def test_unknown_provider_lists_the_known_ones() -> None:
+    with pytest.raises(UnsupportedProviderError, match="known providers: lambda, paperspace"):
+        create_provider("coreweave", api_key="x")
+    with pytest.raises(ValueError, match="unknown provider"):
+        create_provider("")
+
+
+def test_credentials_precedence(tmp_path: Path) -> None:
+    (tmp_path / ".lambda_cloud").mkdir()
+    (tmp_path / ".lambda_cloud" / "lambda_keys").write_text("# keys\napi_key = from-file\n")
+    env = {"LAMBDA_API_KEY": "from-env"}
+    assert (
+        resolve_api_key("lambda", "explicit", LAMBDA, env=env, home=tmp_path).get_secret_value()
+        == "explicit"
+    )
+    assert (
+        resolve_api_key("lambda", None, LAMBDA, env=env, home=tmp_path).get_secret_value()
+        == "from-env"
+    )
+    assert (
+        resolve_api_key("lambda", None, LAMBDA, env={}, home=tmp_path).get_secret_value()
+        == "from-file"
+    )
+
+
+def test_vendor_config_files(tmp_path: Path) -> None:
+    (tmp_path / ".paperspace").mkdir()
+    (tmp_path / ".paperspace" / "config.json").write_text('{"apiKey": "ps-key"}')
+    (tmp_path / ".runpod").mkdir()
+    (tmp_path / ".runpod" / "config.toml").write_text('[default]\napi_key = "rp-key"\n')
+    assert (
+        resolve_api_key("paperspace", None, PAPERSPACE, env={}, home=tmp_path).get_secret_value()
+        == "ps-key"
+    )
+    assert (
+        resolve_api_key("runpod", None, RUNPOD, env={}, home=tmp_path).get_secret_value()
+        == "rp-key"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "env_var", "file"),
+    [
+        (LAMBDA, "LAMBDA_API_KEY", "~/.lambda_cloud/lambda_keys"),
+        (PAPERSPACE, "PAPERSPACE_API_KEY", "~/.paperspace/config.json"),
+        (RUNPOD, "RUNPOD_API_KEY", "~/.runpod/config.toml"),
+    ],
+)
+def test_missing_credentials_name_all_three_places(
+    source: object, env_var: str, file: str, tmp_path: Path
+) -> None:
+    with pytest.raises(MissingCredentialsError) as info:
+        resolve_api_key("p", None, source, env={}, home=tmp_path)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "api_key=" in message
+    assert env_var in message
+    assert file in message
+
+
+def test_broken_config_file_is_reported_without_its_content(tmp_path: Path) -> None:
+    (tmp_path / ".paperspace").mkdir()
+    (tmp_path / ".paperspace" / "config.json").write_text('{"apiKey": "' + SENTINEL)
+    with pytest.raises(MissingCredentialsError) as info:
+        resolve_api_key("paperspace", None, PAPERSPACE, env={}, home=tmp_path)
+    assert SENTINEL not in str(info.value)
+
+
+def test_explicit_secret_and_empty_key() -> None:
+    assert resolve_api_key("x", SecretStr("k"), LAMBDA, env={}).get_secret_value() == "k"
+    with pytest.raises(MissingCredentialsError, match="empty"):
+        resolve_api_key("x", "  ", LAMBDA, env={})
+
+
+def test_gpu_table_names_are_unique_and_canonical() -> None:
+    names = [spec.name for spec in GPU_TABLE]
+    assert len(names) == len(set(names))
+    assert canonical_gpu_name("h100") == "H100"
+    assert canonical_gpu_name("a100-80g") == "A100-80GB"
+    with pytest.raises(ValueError, match="unknown GPU type 'H1000'"):
+        canonical_gpu_name("H1000")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"gpu_type": "NOPE"},
+        {"gpu_type": "H100", "gpu_count": 0},
+        {"gpu_type": "H100", "gpu_count": -2},
+        {"gpu_type": "H100", "image": "  "},
+        {"gpu_type": "H100", "name": ""},
+        {"gpu_type": "H100", "bid_price": 0.5},
+        {"gpu_type": "H100", "spot": True, "bid_price": -1},
+        {"gpu_type": "H100", "disk_gb": 0},
+        {"gpu_type": "H100", "colour": "blue"},
+    ],
+)
+def test_bad_launch_requests_are_rejected_on_construction(kwargs: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        LaunchRequest.model_validate(kwargs)
+
+
+def _offer(**kw: object) -> GPUOffer:
+    base: dict[str, object] = {
+        "provider": "p",
+        "offer_id": "o",
+        "gpu_type": "H100",
+        "provider_gpu_type": "h100",
+        "gpu_count": 1,
+        "price_per_gpu": 2.0,
+        "region": "us-east-1",
+    }
+    return GPUOffer.model_validate({**base, **kw})
+
+
+def test_filters() -> None:
+    filters = GPUFilters(gpu_types=["h100"], max_price_per_gpu=2.5, regions=["us-east-1"])
+    assert filters.matches(_offer())
+    assert not filters.matches(_offer(price_per_gpu=3.0))
+    assert not filters.matches(_offer(price_per_gpu=None))
+    assert not filters.matches(_offer(gpu_type="A100"))
+    assert not filters.matches(_offer(region="eu-west-1"))
+    assert not filters.matches(_offer(available=False))
+    assert GPUFilters(available_only=False).matches(_offer(available=False))
+    assert not GPUFilters(spot=True).matches(_offer())
+    assert not GPUFilters(min_gpu_count=2).matches(_offer())
