@@ -23,6 +23,7 @@ from skypilot_client import (
     ClusterStatus,
     CostEstimate,
     EstimateCostRequest,
+    ExecuteRequest,
     HealthStatus,
     LaunchRequest,
     LaunchResult,
@@ -164,6 +165,12 @@ SCENARIOS: dict[str, list[Step]] = {
             raises=errors.ClusterNotFoundError,
         ),
         Step("autostop", ("sdk-missing", 10), raises=errors.ClusterNotFoundError),
+        Step("start", ("sdk-missing",), then="result", raises=errors.ClusterNotFoundError),
+        Step(
+            "execute",
+            (ExecuteRequest(cluster_name="sdk-missing", command="echo hi"),),
+            raises=errors.ClusterNotFoundError,
+        ),
     ],
     "unknown_request": [
         Step(
