@@ -32,6 +32,7 @@ from .errors import (
     ProviderServerError,
     ProviderTimeoutError,
     RateLimitError,
+    UnexpectedResponseError,
     error_for_status,
 )
 from .gpus import gpu_spec
@@ -100,6 +101,7 @@ class Answer:
 
 
 Effect = Endpoint | GraphQL
+_PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 Flow = Generator[Effect, Any, T]
 
 
@@ -289,6 +291,17 @@ class ProviderCore:
         else:
             self._breaker.record_success()
 
+    def _malformed(self, effect: Effect, exc: Exception) -> ProviderError:
+        error = UnexpectedResponseError(
+            f"{effect.operation}: {self.display_name} sent an answer that does not match its "
+            f"documented schema ({type(exc).__name__})",
+            provider=self.name,
+        )
+        if effect.submits_work:
+            error.maybe_submitted = True
+            error.message += "; the launch may have been accepted: list instances by name"
+        return error
+
     def _answer(self, effect: Endpoint, response: Any) -> Any:
         answer = Answer(
             int(response.status_code), response.parsed, response.content, response.headers
@@ -392,9 +405,16 @@ class SyncProviderBase(ProviderCore):
 
     def _run(self, flow: Flow[T]) -> T:
         value: Any = None
+        error: ProviderError | None = None
         try:
             while True:
-                value = self._perform(flow.send(value))
+                # An effect's error is thrown into the flow, which may handle it.
+                effect = flow.send(value) if error is None else flow.throw(error)
+                value, error = None, None
+                try:
+                    value = self._perform(effect)
+                except ProviderError as exc:
+                    error = exc
         except StopIteration as stop:
             result: T = stop.value
             return result
@@ -466,9 +486,16 @@ class AsyncProviderBase(ProviderCore):
 
     async def _run(self, flow: Flow[T]) -> T:
         value: Any = None
+        error: ProviderError | None = None
         try:
             while True:
-                value = await self._perform(flow.send(value))
+                # An effect's error is thrown into the flow, which may handle it.
+                effect = flow.send(value) if error is None else flow.throw(error)
+                value, error = None, None
+                try:
+                    value = await self._perform(effect)
+                except ProviderError as exc:
+                    error = exc
         except StopIteration as stop:
             result: T = stop.value
             return result
@@ -523,7 +550,7 @@ class OpenAPIProvider(SyncProviderBase):
     """Sync wire for providers generated with openapi-python-client."""
 
     def _generated_client_class(self) -> Any:
-        raise NotImplementedError  # imported lazily: generated code stays out of import time
+        raise NotImplementedError  # the generated ``Client``, imported lazily
 
     @property
     def _api(self) -> Any:
@@ -542,6 +569,8 @@ class OpenAPIProvider(SyncProviderBase):
             response = effect.module.sync_detailed(client=self._api, **effect.kwargs)
         except httpx.HTTPError as exc:
             raise self._transport_error(effect, exc) from exc
+        except _PARSE_ERRORS as exc:  # generated from_dict on a payload off the schema
+            raise self._malformed(effect, exc) from exc
         return self._answer(effect, response)
 
     def _close_wire(self) -> None:
@@ -573,6 +602,8 @@ class AsyncOpenAPIProvider(AsyncProviderBase):
             response = await effect.module.asyncio_detailed(client=self._api, **effect.kwargs)
         except httpx.HTTPError as exc:
             raise self._transport_error(effect, exc) from exc
+        except _PARSE_ERRORS as exc:  # generated from_dict on a payload off the schema
+            raise self._malformed(effect, exc) from exc
         return self._answer(effect, response)
 
     async def _aclose_wire(self) -> None:

@@ -11,6 +11,7 @@
     ├── InvalidRequestError            (also a ValueError)
     ├── ProviderServerError            (5xx)
     ├── ProviderConnectionError -> ProviderTimeoutError
+    ├── UnexpectedResponseError        (an answer that breaks the documented schema)
     ├── CircuitOpenError               (failing fast after repeated failures)
     ├── UnsupportedProviderError       (also a ValueError)
     └── UnsupportedFeatureError        (also a NotImplementedError)
@@ -34,6 +35,7 @@ __all__ = [
     "ProviderTimeoutError",
     "QuotaExceededError",
     "RateLimitError",
+    "UnexpectedResponseError",
     "UnsupportedFeatureError",
     "UnsupportedProviderError",
     "error_for_status",
@@ -143,6 +145,10 @@ class ProviderConnectionError(ProviderError):
 
 class ProviderTimeoutError(ProviderConnectionError, TimeoutError):
     """The provider took longer than the timeout."""
+
+
+class UnexpectedResponseError(ProviderError):
+    """The provider's answer does not match its documented schema (truncated, malformed)."""
 
 
 class CircuitOpenError(ProviderError):

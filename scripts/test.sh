@@ -10,5 +10,7 @@ echo "==> ruff"
 .venv/bin/ruff format --check .
 echo "==> mypy --strict"
 .venv/bin/mypy
+echo "==> generated clients match specs/ (python -m codegen --check)"
+.venv/bin/python -m codegen --check
 echo "==> pytest (unit, cassettes, docs, integration against a real server)"
 .venv/bin/python -m pytest "$@"

@@ -22,6 +22,7 @@ from . import _constants as C
 if TYPE_CHECKING:  # tenacity (and the asyncio it imports) loads on the first call
     import tenacity
 
+
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date)."""
     lowered = {k.lower(): v for k, v in headers.items()}

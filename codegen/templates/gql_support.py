@@ -1,0 +1,55 @@
+"""What the RunPod base clients share: the schema, parsed documents, variable serialization.
+
+Hand-written source: codegen/templates/gql_support.py. `python -m codegen runpod` copies it into
+gpu_providers/runpod/_generated/ next to the code ariadne-codegen generates; edit it here.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import DocumentNode, GraphQLSchema, build_ast_schema, parse
+from pydantic import BaseModel
+
+from .base_model import UNSET
+from .schema import SDL
+
+#: RunPod's GraphQL endpoint. Authenticate with ``Authorization: Bearer <api key>`` (never the
+#: ``?api_key=`` query parameter: it ends up in logs).
+RUNPOD_GRAPHQL_URL = "https://api.runpod.io/graphql"
+
+
+@functools.cache
+def runpod_schema() -> GraphQLSchema:
+    """The schema in specs/runpod/schema.graphql, built once per process."""
+    return build_ast_schema(parse(SDL))
+
+
+@functools.lru_cache(maxsize=128)
+def parse_document(query: str) -> DocumentNode:
+    """Parse an operation document once; gql validates it against the schema on every call."""
+    return parse(query)
+
+
+def serialize_variables(variables: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """JSON-ready variables: UNSET arguments left out, input models dumped by their aliases.
+
+    Fields of an input model that the caller never set are left out as well, so RunPod
+    applies its own defaults; a field set to None is sent as null.
+    """
+    if not variables:
+        return None
+    return {name: _serialize(value) for name, value in variables.items() if value is not UNSET}
+
+
+def _serialize(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if isinstance(value, list | tuple):
+        return [_serialize(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value

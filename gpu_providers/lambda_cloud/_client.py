@@ -1,0 +1,274 @@
+"""Lambda Cloud client: flows over the generated OpenAPI client (gpu_providers/lambda_cloud/
+_generated, made by ``python -m codegen lambda`` from specs/lambda/openapi.yaml)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .._base import (
+    Answer,
+    AsyncOpenAPIProvider,
+    Endpoint,
+    Flow,
+    OpenAPIProvider,
+    ProviderCore,
+    RateLimitSpec,
+)
+from .._credentials import LAMBDA
+from ..errors import CapacityError, InvalidRequestError, RateLimitError, UnsupportedFeatureError
+from ..gpus import GPUSpec
+from ..types import (
+    GPUFilters,
+    GPUInstance,
+    GPUOffer,
+    InstanceState,
+    InstanceStatus,
+    LaunchRequest,
+    ProviderFeature,
+)
+from . import _mapping as M
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+class _LambdaCore(ProviderCore):
+    name = "lambda"
+    display_name = "Lambda Cloud"
+    default_base_url = "https://cloud.lambda.ai"
+    docs_url = "https://cloud.lambda.ai/api/v1/docs"
+    credentials = LAMBDA
+    features = frozenset(
+        {
+            ProviderFeature.RESTART,
+            ProviderFeature.SSH_KEY_MANAGEMENT,
+            ProviderFeature.FILE_SYSTEMS,
+            ProviderFeature.INSTANCE_TAGS,
+            ProviderFeature.CUSTOM_IMAGES,
+            ProviderFeature.PRICES_BEFORE_LAUNCH,
+            ProviderFeature.CAPACITY_BY_REGION,
+        }
+    )
+    rate_limit = RateLimitSpec(
+        requests_per_second=1.0,
+        launch_min_interval=12.0,
+        documented=True,
+        source="Lambda Cloud API 1.8.3: about 1 request/s; launch 1 per 12 s",
+    )
+    known_regions = (
+        "us-east-1", "us-east-2", "us-east-3", "us-west-1", "us-west-2", "us-west-3",
+        "us-south-1", "us-south-2", "us-south-3", "us-midwest-1", "us-midwest-2",
+        "europe-central-1", "asia-south-1", "asia-northeast-1", "asia-northeast-2",
+        "australia-east-1", "me-west-1",
+    )  # fmt: skip
+    region_aliases: ClassVar[Mapping[str, str]] = {
+        "us-east": "us-east-1",
+        "us-west": "us-west-1",
+        "us-south": "us-south-1",
+        "us-central": "us-midwest-1",
+        "eu-central": "europe-central-1",
+        "europe": "europe-central-1",
+        "asia": "asia-northeast-1",
+        "australia": "australia-east-1",
+    }
+    notes = ("No spot capacity and no stop/start: instances run (and bill) until terminated.",)
+
+    def _generated_client_class(self) -> Any:
+        from ._generated.client import Client
+
+        return Client
+
+    def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
+        return spec.lambda_cloud
+
+    def _classify(self, effect: Any, answer: Answer) -> Any:
+        from skypilot_client._retry import parse_retry_after
+
+        error = M.classify(answer.status_code, answer.json(), effect.operation)
+        if isinstance(error, RateLimitError) or answer.status_code == 429:
+            error.retry_after = parse_retry_after(answer.headers)
+        return error
+
+    # -- flows ----------------------------------------------------------------------------
+
+    def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
+        from ._generated.api.instances import list_instance_types
+
+        answer: Answer = yield Endpoint(list_instance_types, "list_instance_types")
+        return M.offers_from_types(answer.parsed.data.additional_properties.values())
+
+    def _choose_offer(self, request: LaunchRequest, offers: list[GPUOffer]) -> GPUOffer:
+        region = self.translate_region(request.region) if request.region else None
+        sized = [
+            o for o in offers if o.gpu_type == request.gpu_type and o.gpu_count == request.gpu_count
+        ]
+        if not sized:
+            raise InvalidRequestError(
+                f"Lambda has no instance type with {request.gpu_count}x {request.gpu_type}",
+                provider=self.name,
+            )
+        ready = [o for o in sized if o.available and (region is None or o.region == region)]
+        if not ready:
+            where = f"in {region}" if region else "in any region"
+            raise CapacityError(
+                f"no capacity for {request.gpu_count}x {request.gpu_type} {where} right now",
+                provider=self.name,
+            )
+        return min(ready, key=lambda o: (o.hourly_price or 0, o.region or ""))
+
+    def _flow_launch(self, request: LaunchRequest) -> Flow[GPUInstance]:
+        from ._generated.api.instances import get_instance, launch_instance
+        from ._generated.models import (
+            ImageSpecificationFamily,
+            ImageSpecificationID,
+            InstanceLaunchRequest,
+            RequestedTagEntry,
+        )
+
+        if request.spot or request.bid_price is not None:
+            raise UnsupportedFeatureError("Lambda has no spot instances", provider=self.name)
+        if request.disk_gb is not None:
+            raise UnsupportedFeatureError(
+                "Lambda instance types have a fixed disk; leave disk_gb unset", provider=self.name
+            )
+        if len(request.ssh_key_names) != 1 or request.ssh_public_key:
+            raise InvalidRequestError(
+                "Lambda launches need exactly one registered SSH key: ssh_key_names=['name'] "
+                "(register a public key first with add_ssh_key)",
+                provider=self.name,
+            )
+        offers = yield from self._flow_offers(GPUFilters())
+        offer = self._choose_offer(request, offers)
+        assert offer.region is not None  # available offers always have a region
+        body = InstanceLaunchRequest(
+            region_name=offer.region,
+            instance_type_name=offer.offer_id,
+            ssh_key_names=list(request.ssh_key_names),
+        )
+        if request.name:
+            body.name = request.name
+        if request.image:
+            image_id = _UUID.match(request.image)
+            body.image = (
+                ImageSpecificationID(id=request.image)
+                if image_id
+                else ImageSpecificationFamily(family=request.image)
+            )
+        if request.labels:
+            body.tags = [RequestedTagEntry(key=k, value=v) for k, v in request.labels.items()]
+        answer: Answer = yield Endpoint(
+            launch_instance, "launch", {"body": body}, kind="launch", submits_work=True
+        )
+        instance_id = answer.parsed.data.instance_ids[0]
+        fetched: Answer = yield Endpoint(
+            get_instance, "get_instance", {"id": instance_id}, pass_statuses=frozenset({404})
+        )
+        if fetched.status_code == 404:  # not visible yet: report what we launched
+            return GPUInstance(
+                provider=self.name,
+                instance_id=instance_id,
+                name=request.name,
+                state=InstanceState.PENDING,
+                gpu_type=offer.gpu_type,
+                gpu_count=offer.gpu_count,
+                region=offer.region,
+                hourly_price=offer.hourly_price,
+                labels=dict(request.labels),
+            )
+        return M.instance_from_api(fetched.parsed.data)
+
+    def _flow_terminate(self, instance_id: str) -> Flow[None]:
+        from ._generated.api.instances import terminate_instance
+        from ._generated.models import InstanceTerminateRequest
+
+        body = InstanceTerminateRequest(instance_ids=[instance_id])
+        yield Endpoint(terminate_instance, "terminate", {"body": body})
+
+    def _flow_status(self, instance_id: str) -> Flow[InstanceStatus]:
+        from ._generated.api.instances import get_instance
+
+        answer: Answer = yield Endpoint(get_instance, "get_instance", {"id": instance_id})
+        return M.status_from_api(answer.parsed.data)
+
+    def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
+        from ._generated.api.instances import list_instances
+
+        answer: Answer = yield Endpoint(list_instances, "list_instances")
+        instances = [M.instance_from_api(i) for i in answer.parsed.data]
+        if name_prefix:
+            instances = [i for i in instances if (i.name or "").startswith(name_prefix)]
+        return instances
+
+    def _flow_restart(self, instance_id: str) -> Flow[GPUInstance]:
+        from ._generated.api.instances import restart_instance
+        from ._generated.models import InstanceRestartRequest
+
+        body = InstanceRestartRequest(instance_ids=[instance_id])
+        answer: Answer = yield Endpoint(restart_instance, "restart", {"body": body})
+        restarted = answer.parsed.data.restarted_instances
+        return M.instance_from_api(restarted[0])
+
+    def _flow_list_ssh_keys(self) -> Flow[list[dict[str, str]]]:
+        from ._generated.api.ssh_keys import list_ssh_keys
+
+        answer: Answer = yield Endpoint(list_ssh_keys, "list_ssh_keys")
+        return [
+            {"id": k.id, "name": k.name, "public_key": k.public_key} for k in answer.parsed.data
+        ]
+
+    def _flow_add_ssh_key(self, name: str, public_key: str) -> Flow[dict[str, str]]:
+        from ._generated.api.ssh_keys import add_ssh_key
+        from ._generated.models import AddSSHKeyRequest
+
+        if not name.strip() or not public_key.strip():
+            raise InvalidRequestError("name and public_key are required", provider=self.name)
+        body = AddSSHKeyRequest(name=name, public_key=public_key)
+        answer: Answer = yield Endpoint(add_ssh_key, "add_ssh_key", {"body": body})
+        key = answer.parsed.data
+        return {"id": key.id, "name": key.name, "public_key": key.public_key}
+
+    def _flow_delete_ssh_key(self, key_id: str) -> Flow[None]:
+        from ._generated.api.ssh_keys import delete_ssh_key
+
+        yield Endpoint(delete_ssh_key, "delete_ssh_key", {"id": key_id})
+
+
+class LambdaProvider(_LambdaCore, OpenAPIProvider):
+    """Lambda Cloud, blocking. Create with ``create_provider("lambda", api_key=...)``."""
+
+    def restart_instance(self, instance_id: str) -> GPUInstance:
+        """Restart an instance (Lambda has no stop/start)."""
+        return self._run(self._flow_restart(instance_id))
+
+    def list_ssh_keys(self) -> list[dict[str, str]]:
+        """SSH keys registered with the account."""
+        return self._run(self._flow_list_ssh_keys())
+
+    def add_ssh_key(self, name: str, public_key: str) -> dict[str, str]:
+        """Register a public key under ``name``."""
+        return self._run(self._flow_add_ssh_key(name, public_key))
+
+    def delete_ssh_key(self, key_id: str) -> None:
+        """Delete a registered SSH key."""
+        self._run(self._flow_delete_ssh_key(key_id))
+
+
+class AsyncLambdaProvider(_LambdaCore, AsyncOpenAPIProvider):
+    """Lambda Cloud, async. Create with ``create_async_provider("lambda", api_key=...)``."""
+
+    async def restart_instance(self, instance_id: str) -> GPUInstance:
+        """Restart an instance (Lambda has no stop/start)."""
+        return await self._run(self._flow_restart(instance_id))
+
+    async def list_ssh_keys(self) -> list[dict[str, str]]:
+        """SSH keys registered with the account."""
+        return await self._run(self._flow_list_ssh_keys())
+
+    async def add_ssh_key(self, name: str, public_key: str) -> dict[str, str]:
+        """Register a public key under ``name``."""
+        return await self._run(self._flow_add_ssh_key(name, public_key))
+
+    async def delete_ssh_key(self, key_id: str) -> None:
+        """Delete a registered SSH key."""
+        await self._run(self._flow_delete_ssh_key(key_id))

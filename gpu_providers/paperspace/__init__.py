@@ -1,0 +1,1 @@
+"""Paperspace provider (generated wire client in _generated/)."""

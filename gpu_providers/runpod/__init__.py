@@ -1,0 +1,1 @@
+"""RunPod provider (generated wire client in _generated/)."""
