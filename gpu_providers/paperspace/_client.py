@@ -1,0 +1,252 @@
+"""Paperspace client: flows over the generated OpenAPI client (gpu_providers/paperspace/
+_generated, made by ``python -m codegen paperspace`` from specs/paperspace/openapi.yaml)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .._base import (
+    Answer,
+    AsyncOpenAPIProvider,
+    Endpoint,
+    Flow,
+    OpenAPIProvider,
+    ProviderCore,
+    RateLimitSpec,
+)
+from .._credentials import PAPERSPACE
+from ..errors import CapacityError, InvalidRequestError, UnsupportedFeatureError
+from ..gpus import GPUSpec, gpu_spec
+from ..types import (
+    GPUFilters,
+    GPUInstance,
+    GPUOffer,
+    InstanceStatus,
+    LaunchRequest,
+    ProviderFeature,
+)
+from . import _mapping as M
+
+DEFAULT_DISK_GB = 100  # one of the sizes Paperspace lists; LaunchRequest.disk_gb overrides it
+REGIONS = ("ny2", "ca1", "ams1")
+
+
+class _PaperspaceCore(ProviderCore):
+    name = "paperspace"
+    display_name = "Paperspace"
+    default_base_url = "https://api.paperspace.com/v1"
+    docs_url = "https://docs.digitalocean.com/products/paperspace"
+    credentials = PAPERSPACE
+    features = frozenset(
+        {
+            ProviderFeature.STOP_START,
+            ProviderFeature.IDLE_DETECTION,
+            ProviderFeature.CUSTOM_IMAGES,
+            ProviderFeature.CAPACITY_BY_REGION,
+        }
+    )
+    rate_limit = RateLimitSpec(
+        requests_per_second=2.0,
+        burst=2,
+        source="Paperspace documents no limits; 2 requests/s is our own polite default",
+    )
+    known_regions = REGIONS
+    region_aliases: ClassVar[Mapping[str, str]] = {
+        "us-east": "ny2",
+        "us-west": "ca1",
+        "eu-west": "ams1",
+        "europe": "ams1",
+    }
+    notes = (
+        "The API exposes no price list: offers carry no price, and a machine's usage rate is "
+        "known only after it is created (GPUInstance.hourly_price).",
+        "Machines take no SSH key or tags at creation; SSH keys come from the team settings.",
+    )
+
+    def _generated_client_class(self) -> Any:
+        from ._generated.client import Client
+
+        return Client
+
+    def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
+        return spec.paperspace
+
+    def _classify(self, effect: Any, answer: Answer) -> Any:
+        from skypilot_client._retry import parse_retry_after
+
+        error = M.classify(answer.status_code, answer.json(), effect.operation)
+        error.retry_after = parse_retry_after(answer.headers)
+        return error
+
+    # -- flows ----------------------------------------------------------------------------
+
+    def _flow_templates(self) -> Flow[list[Any]]:
+        from ._generated.api.os_templates import os_templates_list
+
+        templates: list[Any] = []
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 120}
+            if after:
+                kwargs["after"] = after
+            answer: Answer = yield Endpoint(os_templates_list, "list_os_templates", kwargs)
+            templates.extend(answer.parsed.items)
+            after = answer.parsed.next_page or None
+            if not answer.parsed.has_more or not after:
+                return templates
+
+    def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
+        templates = yield from self._flow_templates()
+        return M.offers_from_templates(templates)
+
+    def _flow_available_in(self, label: str, region: str) -> Flow[bool]:
+        from ._generated.api.machine_availability import machine_availability_list
+
+        answer: Answer = yield Endpoint(
+            machine_availability_list,
+            "machine_availability",
+            {"machine_type": label, "region": region},
+        )
+        return bool(answer.parsed.available)
+
+    def _label(self, gpu_type: str, gpu_count: int) -> str:
+        label = M.machine_type(gpu_spec(gpu_type), gpu_count)
+        if label is None:
+            raise InvalidRequestError(f"Paperspace does not offer {gpu_type}", provider=self.name)
+        return label
+
+    def _flow_is_available(self, gpu_type: str, gpu_count: int, region: str) -> Flow[bool]:
+        label = self._label(gpu_type, gpu_count)
+        available = yield from self._flow_available_in(label, self.translate_region(region))
+        return available
+
+    def _flow_pick_template(self, label: str) -> Flow[str]:
+        templates = yield from self._flow_templates()
+        usable = [
+            t
+            for t in templates
+            if any(
+                m.machine_type_label == label and m.is_available for m in t.available_machine_types
+            )
+        ]
+        if not usable:
+            raise CapacityError(f"no OS template offers {label} right now", provider=self.name)
+
+        def rank(template: Any) -> tuple[int, str]:
+            name = template.name.lower()
+            return (0 if "ml-in-a-box" in name else 1 if "ubuntu" in name else 2, template.name)
+
+        return str(min(usable, key=rank).id)
+
+    def _flow_launch(self, request: LaunchRequest) -> Flow[GPUInstance]:
+        from ._generated.api.machine import machines_create
+        from ._generated.models import MachineCreateRequest
+
+        if request.spot or request.bid_price is not None:
+            raise UnsupportedFeatureError("Paperspace has no spot machines", provider=self.name)
+        if request.labels:
+            raise UnsupportedFeatureError("Paperspace machines take no labels", provider=self.name)
+        if request.ssh_key_names or request.ssh_public_key:
+            raise UnsupportedFeatureError(
+                "Paperspace takes no SSH key at creation (it uses the team's SSH keys)",
+                provider=self.name,
+            )
+        label = self._label(request.gpu_type, request.gpu_count)
+        if request.region:
+            region = self.translate_region(request.region)
+        else:
+            region = ""
+            for candidate in REGIONS:
+                if (yield from self._flow_available_in(label, candidate)):
+                    region = candidate
+                    break
+            if not region:
+                raise CapacityError(f"no region has {label} available now", provider=self.name)
+        template = request.image or (yield from self._flow_pick_template(label))
+        body = MachineCreateRequest(
+            name=request.name or f"gpu-{uuid.uuid4().hex[:8]}",
+            machine_type=label,
+            template_id=template,
+            disk_size=request.disk_gb or DEFAULT_DISK_GB,
+            region=region,
+            start_on_create=True,
+        )
+        answer: Answer = yield Endpoint(
+            machines_create, "launch", {"body": body}, kind="launch", submits_work=True
+        )
+        return M.instance_from_api(answer.parsed.data)
+
+    def _flow_terminate(self, instance_id: str) -> Flow[None]:
+        from ._generated.api.machine import machines_delete
+
+        yield Endpoint(machines_delete, "terminate", {"id": instance_id})
+
+    def _flow_get(self, instance_id: str) -> Flow[Any]:
+        from ._generated.api.machine import machines_get
+
+        answer: Answer = yield Endpoint(machines_get, "get_machine", {"id": instance_id})
+        return answer.parsed
+
+    def _flow_status(self, instance_id: str) -> Flow[InstanceStatus]:
+        machine = yield from self._flow_get(instance_id)
+        return M.status_from_api(machine)
+
+    def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
+        from ._generated.api.machine import machines_list
+
+        machines: list[Any] = []
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 120}
+            if after:
+                kwargs["after"] = after
+            answer: Answer = yield Endpoint(machines_list, "list_machines", kwargs)
+            machines.extend(answer.parsed.items)
+            after = answer.parsed.next_page or None
+            if not answer.parsed.has_more or not after:
+                break
+        instances = [M.instance_from_api(m) for m in machines]
+        if name_prefix:
+            instances = [i for i in instances if (i.name or "").startswith(name_prefix)]
+        return instances
+
+    def _flow_power(self, instance_id: str, start: bool) -> Flow[GPUInstance]:
+        from ._generated.api.machine import machines_start, machines_stop
+
+        module, operation = (machines_start, "start") if start else (machines_stop, "stop")
+        answer: Answer = yield Endpoint(module, operation, {"id": instance_id})
+        return M.instance_from_api(answer.parsed.data)
+
+
+class PaperspaceProvider(_PaperspaceCore, OpenAPIProvider):
+    """Paperspace, blocking. Create with ``create_provider("paperspace", api_key=...)``."""
+
+    def start_instance(self, instance_id: str) -> GPUInstance:
+        """Start a stopped machine."""
+        return self._run(self._flow_power(instance_id, start=True))
+
+    def stop_instance(self, instance_id: str) -> GPUInstance:
+        """Stop a machine (its disk is kept and still billed)."""
+        return self._run(self._flow_power(instance_id, start=False))
+
+    def is_available(self, gpu_type: str, gpu_count: int, region: str) -> bool:
+        """Whether Paperspace can create that machine type in ``region`` now."""
+        return self._run(self._flow_is_available(gpu_type, gpu_count, region))
+
+
+class AsyncPaperspaceProvider(_PaperspaceCore, AsyncOpenAPIProvider):
+    """Paperspace, async. Create with ``create_async_provider("paperspace", api_key=...)``."""
+
+    async def start_instance(self, instance_id: str) -> GPUInstance:
+        """Start a stopped machine."""
+        return await self._run(self._flow_power(instance_id, start=True))
+
+    async def stop_instance(self, instance_id: str) -> GPUInstance:
+        """Stop a machine (its disk is kept and still billed)."""
+        return await self._run(self._flow_power(instance_id, start=False))
+
+    async def is_available(self, gpu_type: str, gpu_count: int, region: str) -> bool:
+        """Whether Paperspace can create that machine type in ``region`` now."""
+        return await self._run(self._flow_is_available(gpu_type, gpu_count, region))
