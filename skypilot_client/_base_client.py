@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -181,7 +182,12 @@ class _Shared:
     server_api_version: int | None = None
     warned_newer_server: bool = False
     closed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remember_secrets(self, secrets: list[str]) -> None:
+        """Redact these values from now on (in every copy sharing this state)."""
+        with self.lock:
+            self.redactor = self.redactor.with_secrets(secrets)
 
 
 _NO_CHANGE: Any = object()
@@ -292,7 +298,7 @@ class BaseClient(Generic[HttpClientT]):
 
             changes["token"] = None if token is None else parse_token(token, name="token")
             if token is not None:
-                self._shared.redactor = self._shared.redactor.with_secrets([token])
+                self._shared.remember_secrets([token])
         if timeout is not _NO_CHANGE and timeout is not None:
             changes["timeout"] = parse_duration(timeout, name="timeout")
         if max_retries is not _NO_CHANGE and max_retries is not None:
@@ -328,10 +334,14 @@ class BaseClient(Generic[HttpClientT]):
 
     def _timeout_for(self, call: Call) -> httpx.Timeout:
         read = call.read_timeout if call.read_timeout is not None else self._settings.timeout
+        # Waiting for a pooled connection is local queueing behind other calls, which may
+        # hold theirs for a whole long poll: allow that much, not just one call's timeout.
+        pool = read if call.long_poll else self._settings.timeout + C.LONG_POLL_READ_TIMEOUT
         return httpx.Timeout(
             self._settings.timeout,
             connect=min(C.DEFAULT_CONNECT_TIMEOUT, self._settings.timeout),
             read=read,
+            pool=pool,
         )
 
     def _url(self, path: str) -> str:
@@ -343,7 +353,7 @@ class BaseClient(Generic[HttpClientT]):
         extra_env = None
         if credentials is not None:
             extra_env = credentials.to_env_vars()
-            self._shared.redactor = self._shared.redactor.with_secrets(credentials.secret_values())
+            self._shared.remember_secrets(credentials.secret_values())
         return request_body(
             fields, identity=self._identity, extra_env=extra_env, workspace=self._workspace
         )

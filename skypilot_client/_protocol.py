@@ -358,5 +358,6 @@ class LogStreamParser:
 
 def clean_output(lines: list[str]) -> str:
     """Join streamed lines into plain output (ANSI codes and carriage returns removed)."""
-    cleaned = [strip_ansi(line).split("\r")[-1] for line in lines]
+    # A progress line redraws itself after "\r": keep what was drawn last.
+    cleaned = [strip_ansi(line).rstrip("\r").split("\r")[-1] for line in lines]
     return "\n".join(cleaned) + ("\n" if cleaned else "")

@@ -120,3 +120,7 @@ def test_version_gate(server: int | None, problem: bool) -> None:
     assert (error is not None) == problem
     if error is not None:
         assert "launch" in error.message and "Upgrade the server" in error.message
+
+
+def test_clean_output_keeps_lines_that_end_in_carriage_return() -> None:
+    assert clean_output(["table row\r", "b"]) == "table row\nb\n"
