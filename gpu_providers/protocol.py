@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Protocol, runtime_checkable
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
 
 from .types import (
     GPUFilters,
@@ -74,6 +80,10 @@ class ProviderClient(Protocol):
         """Release connections."""
         ...
 
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
 
 @runtime_checkable
 class AsyncProviderClient(Protocol):
@@ -130,3 +140,7 @@ class AsyncProviderClient(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
