@@ -102,6 +102,7 @@ class Answer:
 
 Effect = Endpoint | GraphQL
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_MAPPING_ERRORS = (*_PARSE_ERRORS, ArithmeticError)
 Flow = Generator[Effect, Any, T]
 
 
@@ -291,16 +292,37 @@ class ProviderCore:
         else:
             self._breaker.record_success()
 
-    def _malformed(self, effect: Effect, exc: Exception) -> ProviderError:
+    def _malformed(
+        self, effect: Effect, exc: Exception, *, submitted: bool = False
+    ) -> ProviderError:
         error = UnexpectedResponseError(
             f"{effect.operation}: {self.display_name} sent an answer that does not match its "
             f"documented schema ({type(exc).__name__})",
             provider=self.name,
         )
-        if effect.submits_work:
+        if effect.submits_work or submitted:
             error.maybe_submitted = True
             error.message += "; the launch may have been accepted: list instances by name"
         return error
+
+    def _step(
+        self,
+        flow: Flow[Any],
+        value: Any,
+        error: ProviderError | None,
+        last: Effect | None,
+        submitted: bool,
+    ) -> Effect:
+        """Advance a flow by one effect. Mapping code that trips over provider data off its
+        schema (a wrong type, a missing item) ends in ``UnexpectedResponseError``."""
+        try:
+            return flow.send(value) if error is None else flow.throw(error)
+        except (StopIteration, ProviderError):
+            raise
+        except _MAPPING_ERRORS as exc:
+            if last is None:
+                raise
+            raise self._malformed(last, exc, submitted=submitted) from exc
 
     def _answer(self, effect: Endpoint, response: Any) -> Any:
         answer = Answer(
@@ -406,13 +428,16 @@ class SyncProviderBase(ProviderCore):
     def _run(self, flow: Flow[T]) -> T:
         value: Any = None
         error: ProviderError | None = None
+        last: Effect | None = None
+        submitted = False  # whether an earlier effect may have made the provider do work
         try:
             while True:
                 # An effect's error is thrown into the flow, which may handle it.
-                effect = flow.send(value) if error is None else flow.throw(error)
+                last = self._step(flow, value, error, last, submitted)
+                submitted = submitted or last.submits_work
                 value, error = None, None
                 try:
-                    value = self._perform(effect)
+                    value = self._perform(last)
                 except ProviderError as exc:
                     error = exc
         except StopIteration as stop:
@@ -487,13 +512,16 @@ class AsyncProviderBase(ProviderCore):
     async def _run(self, flow: Flow[T]) -> T:
         value: Any = None
         error: ProviderError | None = None
+        last: Effect | None = None
+        submitted = False  # whether an earlier effect may have made the provider do work
         try:
             while True:
                 # An effect's error is thrown into the flow, which may handle it.
-                effect = flow.send(value) if error is None else flow.throw(error)
+                last = self._step(flow, value, error, last, submitted)
+                submitted = submitted or last.submits_work
                 value, error = None, None
                 try:
-                    value = await self._perform(effect)
+                    value = await self._perform(last)
                 except ProviderError as exc:
                     error = exc
         except StopIteration as stop:

@@ -58,16 +58,18 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             start = max(now, self._paused_until)
+            gap = self._min_interval.get(kind)
+            last = self._last_by_kind.get(kind)
+            if gap is not None and last is not None:
+                start = max(start, last + gap)
             if self._rate is not None:
+                # The general slot is booked after the per-kind delay, so a delayed launch
+                # also pushes back the calls queued behind it.
                 interval = 1.0 / self._rate
                 tat = max(self._tat, start)
                 start = max(start, tat - (self._burst - 1) * interval)
                 self._tat = max(tat, start) + interval
-            gap = self._min_interval.get(kind)
             if gap is not None:
-                last = self._last_by_kind.get(kind)
-                if last is not None:
-                    start = max(start, last + gap)
                 self._last_by_kind[kind] = start
             return max(start - now, 0.0)
 

@@ -15,6 +15,7 @@ from .._base import (
     OpenAPIProvider,
     ProviderCore,
     RateLimitSpec,
+    _check_id,
 )
 from .._credentials import LAMBDA
 from ..errors import CapacityError, InvalidRequestError, RateLimitError, UnsupportedFeatureError
@@ -126,8 +127,10 @@ class _LambdaCore(ProviderCore):
             RequestedTagEntry,
         )
 
+        self.translate_gpu_type(request.gpu_type)  # a GPU Lambda never offers: fail now
         if request.spot or request.bid_price is not None:
             raise UnsupportedFeatureError("Lambda has no spot instances", provider=self.name)
+        M.check_tags(request.labels)
         if request.disk_gb is not None:
             raise UnsupportedFeatureError(
                 "Lambda instance types have a fixed disk; leave disk_gb unset", provider=self.name
@@ -204,20 +207,19 @@ class _LambdaCore(ProviderCore):
         from ._generated.api.instances import restart_instance
         from ._generated.models import InstanceRestartRequest
 
+        _check_id(self.name, instance_id)
         body = InstanceRestartRequest(instance_ids=[instance_id])
         answer: Answer = yield Endpoint(restart_instance, "restart", {"body": body})
         restarted = answer.parsed.data.restarted_instances
         return M.instance_from_api(restarted[0])
 
-    def _flow_list_ssh_keys(self) -> Flow[list[dict[str, str]]]:
+    def _flow_list_ssh_keys(self) -> Flow[list[M.SSHKey]]:
         from ._generated.api.ssh_keys import list_ssh_keys
 
         answer: Answer = yield Endpoint(list_ssh_keys, "list_ssh_keys")
-        return [
-            {"id": k.id, "name": k.name, "public_key": k.public_key} for k in answer.parsed.data
-        ]
+        return [M.SSHKey(id=k.id, name=k.name, public_key=k.public_key) for k in answer.parsed.data]
 
-    def _flow_add_ssh_key(self, name: str, public_key: str) -> Flow[dict[str, str]]:
+    def _flow_add_ssh_key(self, name: str, public_key: str) -> Flow[M.SSHKey]:
         from ._generated.api.ssh_keys import add_ssh_key
         from ._generated.models import AddSSHKeyRequest
 
@@ -226,11 +228,12 @@ class _LambdaCore(ProviderCore):
         body = AddSSHKeyRequest(name=name, public_key=public_key)
         answer: Answer = yield Endpoint(add_ssh_key, "add_ssh_key", {"body": body})
         key = answer.parsed.data
-        return {"id": key.id, "name": key.name, "public_key": key.public_key}
+        return M.SSHKey(id=key.id, name=key.name, public_key=key.public_key)
 
     def _flow_delete_ssh_key(self, key_id: str) -> Flow[None]:
         from ._generated.api.ssh_keys import delete_ssh_key
 
+        _check_id(self.name, key_id)
         yield Endpoint(delete_ssh_key, "delete_ssh_key", {"id": key_id})
 
 
@@ -241,11 +244,11 @@ class LambdaProvider(_LambdaCore, OpenAPIProvider):
         """Restart an instance (Lambda has no stop/start)."""
         return self._run(self._flow_restart(instance_id))
 
-    def list_ssh_keys(self) -> list[dict[str, str]]:
+    def list_ssh_keys(self) -> list[M.SSHKey]:
         """SSH keys registered with the account."""
         return self._run(self._flow_list_ssh_keys())
 
-    def add_ssh_key(self, name: str, public_key: str) -> dict[str, str]:
+    def add_ssh_key(self, name: str, public_key: str) -> M.SSHKey:
         """Register a public key under ``name``."""
         return self._run(self._flow_add_ssh_key(name, public_key))
 
@@ -261,11 +264,11 @@ class AsyncLambdaProvider(_LambdaCore, AsyncOpenAPIProvider):
         """Restart an instance (Lambda has no stop/start)."""
         return await self._run(self._flow_restart(instance_id))
 
-    async def list_ssh_keys(self) -> list[dict[str, str]]:
+    async def list_ssh_keys(self) -> list[M.SSHKey]:
         """SSH keys registered with the account."""
         return await self._run(self._flow_list_ssh_keys())
 
-    async def add_ssh_key(self, name: str, public_key: str) -> dict[str, str]:
+    async def add_ssh_key(self, name: str, public_key: str) -> M.SSHKey:
         """Register a public key under ``name``."""
         return await self._run(self._flow_add_ssh_key(name, public_key))
 

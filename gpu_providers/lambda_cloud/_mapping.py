@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from ..errors import (
     AuthenticationError,
     BillingError,
@@ -54,6 +56,35 @@ _TOKENS: list[tuple[str, GPUSpec]] = sorted(
 )
 
 
+_TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]+$")
+
+
+def check_tags(labels: dict[str, str]) -> None:
+    """Lambda's tag rules (spec 1.8.3): keys ``^[a-z][a-z0-9-:]+$`` up to 55 characters,
+    values up to 128 characters."""
+    for key, value in labels.items():
+        if not _TAG_KEY.match(key) or len(key) > 55:
+            raise InvalidRequestError(
+                f"label key {key!r}: Lambda tag keys are lower-case letters, digits, '-' and "
+                "':', start with a letter, and have at most 55 characters",
+                provider=PROVIDER,
+            )
+        if len(value) > 128:
+            raise InvalidRequestError(
+                f"label {key!r}: Lambda tag values have at most 128 characters", provider=PROVIDER
+            )
+
+
+class SSHKey(BaseModel):
+    """An SSH key registered with Lambda."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    public_key: str
+
+
 def classify(status_code: int, body: Any, operation: str) -> ProviderError:
     """The error for a Lambda error envelope ``{"error": {code, message, suggestion}}``."""
     error = body.get("error") if isinstance(body, dict) else None
@@ -80,6 +111,8 @@ def gpu_of_type(type_name: str) -> tuple[GPUSpec, int] | None:
     if match is None:
         return None
     count, rest = int(match.group(1)), match.group(2)
+    if count < 1:
+        return None
     for token, spec in _TOKENS:
         if rest == token or rest.startswith(token + "_"):
             return spec, count

@@ -1,0 +1,1 @@
+"""Tests of the Lambda Cloud provider: documented responses, cassettes, contract, properties."""
