@@ -484,8 +484,11 @@ class LocalSkyPilotServer:
         home: Path | None = None,
         auth: bool = False,
         venv_dir: Path | None = None,
+        enable_cloud: bool = True,
     ) -> None:
         self._auto_port = port is None
+        # enable_cloud=False leaves the server with no cloud: launches fail NoCloudAccessError.
+        self.enable_cloud = enable_cloud
         self.port: int = _free_loopback_port() if port is None else port
         self.base_url: str = f"http://{LOOPBACK_HOST}:{self.port}"
         self._owns_home = home is None
@@ -546,7 +549,8 @@ class LocalSkyPilotServer:
                 self._wait_healthy(deadline)
                 if self.auth:
                     self._ensure_admin_login()
-                self._enable_hyperbolic(deadline)
+                if self.enable_cloud:
+                    self._enable_hyperbolic(deadline)
             except BaseException:
                 self.stop(grace=0)
                 raise
@@ -745,9 +749,12 @@ class LocalSkyPilotServer:
             # re-downloads it; remove one left behind in a reused HOME.
             (catalog_dir / ".meta" / f"{relative}.md5").unlink(missing_ok=True)
         key_file = self.home / ".hyperbolic" / "api_key"
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(_DUMMY_HYPERBOLIC_API_KEY, encoding="utf-8")
-        key_file.chmod(0o600)
+        if self.enable_cloud:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(_DUMMY_HYPERBOLIC_API_KEY, encoding="utf-8")
+            key_file.chmod(0o600)
+        else:
+            key_file.unlink(missing_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def _server_env(self, python: Path) -> dict[str, str]:

@@ -46,10 +46,10 @@ def skypilot_server() -> Iterator[LocalSkyPilotServer]:
 
 @pytest.fixture(scope="session")
 def auth_server() -> Iterator[LocalSkyPilotServer]:
-    """A real server with basic auth and service-account tokens enabled."""
+    """A real server with basic auth and service-account tokens, and no cloud enabled."""
     if _skip_integration():
         pytest.skip("SKYPILOT_SDK_SKIP_INTEGRATION=1")
-    server = LocalSkyPilotServer(auth=True)
+    server = LocalSkyPilotServer(auth=True, enable_cloud=False)
     server.start()
     try:
         yield server

@@ -94,7 +94,7 @@ def test_good_service_account_token_works(auth_server: LocalSkyPilotServer) -> N
     with SkyPilotClient(auth_server.base_url, token=token) as client:
         assert client.health().is_healthy
         assert client.list_clusters().total == 0
-        assert client.enabled_clouds() == ["hyperbolic"]
+        assert client.enabled_clouds() == []
 
 
 def test_remote_caller_without_credentials_is_unauthorized(
@@ -169,3 +169,17 @@ def test_local_wait_deadline(skypilot_server: LocalSkyPilotServer) -> None:
         handle.cancel()
         with contextlib.suppress(errors.ClusterNotFoundError):
             client.terminate("sdk-deadline", purge=True)
+
+
+def test_launch_without_any_cloud_is_no_cloud_access(auth_server: LocalSkyPilotServer) -> None:
+    token = auth_server.create_service_account_token("sdk-nocloud")
+    with SkyPilotClient(auth_server.base_url, token=token) as client:
+        handle = client.launch(
+            LaunchRequest(cluster_name="sdk-nocloud", task=GPU_TASK, dryrun=True)
+        )
+        with pytest.raises(errors.NoCloudAccessError) as info:
+            handle.result(timeout=120)
+    assert info.value.error_type == "NoCloudAccessError"
+    assert "sky check" in info.value.message
+    assert "\x1b[" not in info.value.message  # ANSI codes stripped
+    assert info.value.request_id == handle.request_id
