@@ -142,8 +142,8 @@ _ASYNC_ONLY = frozenset({"async_client.py", "async_base_client.py"})
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
         tomllib: Any = importlib.import_module("tomllib")  # Python 3.11+
-    except ModuleNotFoundError:  # Python 3.10: `toml` comes with ariadne-codegen
-        return dict(importlib.import_module("toml").load(path))
+    except ModuleNotFoundError:  # Python 3.10: tomli is a dependency there
+        tomllib = importlib.import_module("tomli")
     with path.open("rb") as fh:
         return dict(tomllib.load(fh))
 
