@@ -19,7 +19,17 @@ from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.httpx import HTTPXAsyncTransport
 
-from .gql_support import RUNPOD_GRAPHQL_URL, parse_document, runpod_schema, serialize_variables
+from .gql_support import (
+    RUNPOD_GRAPHQL_URL,
+    StatusFirst,
+    parse_document,
+    runpod_schema,
+    serialize_variables,
+)
+
+
+class _Transport(StatusFirst, HTTPXAsyncTransport):
+    """gql's transport, with the HTTP status checked before the body."""
 
 
 class AsyncGQLBaseClient:
@@ -38,7 +48,7 @@ class AsyncGQLBaseClient:
         **httpx_options: Any,
     ) -> None:
         self.url = url
-        self._transport = HTTPXAsyncTransport(
+        self._transport = _Transport(
             url=url, headers=dict(headers or {}), timeout=timeout, **httpx_options
         )
         self._gql = Client(schema=runpod_schema(), transport=self._transport, execute_timeout=None)

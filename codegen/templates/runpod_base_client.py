@@ -30,7 +30,17 @@ from gql import Client, GraphQLRequest
 from gql.client import SyncClientSession
 from gql.transport.httpx import HTTPXTransport
 
-from .gql_support import RUNPOD_GRAPHQL_URL, parse_document, runpod_schema, serialize_variables
+from .gql_support import (
+    RUNPOD_GRAPHQL_URL,
+    StatusFirst,
+    parse_document,
+    runpod_schema,
+    serialize_variables,
+)
+
+
+class _Transport(StatusFirst, HTTPXTransport):
+    """gql's transport, with the HTTP status checked before the body."""
 
 
 class GQLBaseClient:
@@ -52,7 +62,7 @@ class GQLBaseClient:
         **httpx_options: Any,
     ) -> None:
         self.url = url
-        self._transport = HTTPXTransport(
+        self._transport = _Transport(
             url=url, headers=dict(headers or {}), timeout=timeout, **httpx_options
         )
         self._gql = Client(schema=runpod_schema(), transport=self._transport)

@@ -15,9 +15,15 @@ from .._base import (
     OpenAPIProvider,
     ProviderCore,
     RateLimitSpec,
+    _check_id,
 )
 from .._credentials import PAPERSPACE
-from ..errors import CapacityError, InvalidRequestError, UnsupportedFeatureError
+from ..errors import (
+    CapacityError,
+    InvalidRequestError,
+    UnexpectedResponseError,
+    UnsupportedFeatureError,
+)
 from ..gpus import GPUSpec, gpu_spec
 from ..types import (
     GPUFilters,
@@ -82,20 +88,31 @@ class _PaperspaceCore(ProviderCore):
 
     # -- flows ----------------------------------------------------------------------------
 
-    def _flow_templates(self) -> Flow[list[Any]]:
-        from ._generated.api.os_templates import os_templates_list
-
-        templates: list[Any] = []
+    def _flow_pages(self, module: Any, operation: str) -> Flow[list[Any]]:
+        """Every item of a paginated list (``hasMore`` / ``nextPage`` / ``after``)."""
+        items: list[Any] = []
+        seen: set[str] = set()
         after: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": 120}
             if after:
                 kwargs["after"] = after
-            answer: Answer = yield Endpoint(os_templates_list, "list_os_templates", kwargs)
-            templates.extend(answer.parsed.items)
+            answer: Answer = yield Endpoint(module, operation, kwargs)
+            items.extend(answer.parsed.items)
             after = answer.parsed.next_page or None
             if not answer.parsed.has_more or not after:
-                return templates
+                return items
+            if after in seen:
+                raise UnexpectedResponseError(
+                    f"{operation}: the API repeated a page cursor", provider=self.name
+                )
+            seen.add(after)
+
+    def _flow_templates(self) -> Flow[list[Any]]:
+        from ._generated.api.os_templates import os_templates_list
+
+        templates = yield from self._flow_pages(os_templates_list, "list_os_templates")
+        return templates
 
     def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
         templates = yield from self._flow_templates()
@@ -112,7 +129,13 @@ class _PaperspaceCore(ProviderCore):
         return bool(answer.parsed.available)
 
     def _label(self, gpu_type: str, gpu_count: int) -> str:
-        label = M.machine_type(gpu_spec(gpu_type), gpu_count)
+        if isinstance(gpu_count, bool) or not isinstance(gpu_count, int) or gpu_count < 1:
+            raise InvalidRequestError("gpu_count must be 1 or more", provider=self.name)
+        try:
+            spec = gpu_spec(gpu_type)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), provider=self.name) from None
+        label = M.machine_type(spec, gpu_count)
         if label is None:
             raise InvalidRequestError(f"Paperspace does not offer {gpu_type}", provider=self.name)
         return label
@@ -196,17 +219,7 @@ class _PaperspaceCore(ProviderCore):
     def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
         from ._generated.api.machine import machines_list
 
-        machines: list[Any] = []
-        after: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": 120}
-            if after:
-                kwargs["after"] = after
-            answer: Answer = yield Endpoint(machines_list, "list_machines", kwargs)
-            machines.extend(answer.parsed.items)
-            after = answer.parsed.next_page or None
-            if not answer.parsed.has_more or not after:
-                break
+        machines = yield from self._flow_pages(machines_list, "list_machines")
         instances = [M.instance_from_api(m) for m in machines]
         if name_prefix:
             instances = [i for i in instances if (i.name or "").startswith(name_prefix)]
@@ -215,6 +228,7 @@ class _PaperspaceCore(ProviderCore):
     def _flow_power(self, instance_id: str, start: bool) -> Flow[GPUInstance]:
         from ._generated.api.machine import machines_start, machines_stop
 
+        _check_id(self.name, instance_id)
         module, operation = (machines_start, "start") if start else (machines_stop, "stop")
         answer: Answer = yield Endpoint(module, operation, {"id": instance_id})
         return M.instance_from_api(answer.parsed.data)

@@ -19,6 +19,7 @@ from .._base import (
     ProviderCore,
     RateLimitSpec,
     SyncProviderBase,
+    _check_id,
 )
 from .._credentials import RUNPOD
 from ..errors import (
@@ -75,14 +76,26 @@ class _RunPodCore(ProviderCore):
 
     def _graphql_error(self, effect: Effect, exc: Exception) -> ProviderError:
         """Classify what gql (or the generated result parsing) raised."""
-        import pydantic
+        return self._mark_submission(effect, self._classify_graphql(effect, exc))
+
+    def _classify_graphql(self, effect: Effect, exc: Exception) -> ProviderError:
         from gql.transport import exceptions as gqlx
         from graphql import GraphQLError
 
+        from skypilot_client._retry import parse_retry_after
+
         if isinstance(exc, gqlx.TransportQueryError):
-            return M.classify_graphql(list(exc.errors or []), effect.operation)
+            errors = exc.errors if isinstance(exc.errors, list) and exc.errors else None
+            if errors is None:  # "errors" that is empty or not a list: not GraphQL
+                return self._malformed(effect, exc)
+            return M.classify_graphql(errors, effect.operation)
         if isinstance(exc, gqlx.TransportServerError):
-            return M.classify_status(exc.code or 500, effect.operation)
+            headers = getattr(self.__dict__.get("_gql_client"), "response_headers", None)
+            return M.classify_status(
+                exc.code or 500,
+                effect.operation,
+                retry_after=parse_retry_after(headers or {}),
+            )
         if isinstance(exc, gqlx.TransportConnectionFailed) and isinstance(
             exc.__cause__, httpx.HTTPError
         ):
@@ -94,11 +107,11 @@ class _RunPodCore(ProviderCore):
                 f"{effect.operation}: the document does not match the schema: {exc.message}",
                 provider=self.name,
             )
-        if isinstance(exc, (gqlx.TransportProtocolError, pydantic.ValidationError)):
-            return self._malformed(effect, exc)
-        if isinstance(exc, gqlx.TransportError):
+        if isinstance(exc, gqlx.TransportConnectionFailed):
             return self._transport_error(effect, httpx.TransportError(str(exc)))
-        raise exc
+        # Anything else (protocol errors, answers without data, result models that do not
+        # parse) means the answer was not the GraphQL result the schema promises.
+        return self._malformed(effect, exc)
 
     def _client_options(self) -> dict[str, Any]:
         options = self._httpx_options()
@@ -212,6 +225,7 @@ class _RunPodCore(ProviderCore):
     def _flow_stop(self, instance_id: str) -> Flow[InstanceStatus]:
         from ._generated.input_types import PodStopInput
 
+        _check_id(self.name, instance_id)
         yield GraphQL("pod_stop", "stop", {"input": PodStopInput(podId=instance_id)})
         status = yield from self._flow_status(instance_id)
         return status
@@ -219,6 +233,7 @@ class _RunPodCore(ProviderCore):
     def _flow_resume(self, instance_id: str) -> Flow[InstanceStatus]:
         from ._generated.input_types import PodResumeInput
 
+        _check_id(self.name, instance_id)
         pod = yield from self._flow_pod(instance_id)
         resume = PodResumeInput(podId=instance_id, gpuCount=pod.gpu_count or 1)
         yield GraphQL("pod_resume", "resume", {"input": resume})

@@ -64,14 +64,26 @@ def classify_graphql(errors: list[Any], operation: str) -> ProviderError:
     return cls(text, provider=PROVIDER, code=code, body=errors)
 
 
-def classify_status(status_code: int, operation: str) -> ProviderError:
+def classify_status(
+    status_code: int, operation: str, *, retry_after: float | None = None
+) -> ProviderError:
     """The error for a non-2xx HTTP answer of the GraphQL endpoint."""
     text = f"{operation}: HTTP {status_code}"
+    kwargs: dict[str, Any] = {
+        "provider": PROVIDER,
+        "status_code": status_code,
+        "retry_after": retry_after,
+    }
     if status_code in (401, 403):
-        return AuthenticationError(text, provider=PROVIDER, status_code=status_code)
+        return AuthenticationError(text, **kwargs)
     if status_code == 429:
-        return RateLimitError(text, provider=PROVIDER, status_code=status_code)
-    return error_for_status(status_code, text, provider=PROVIDER)
+        return RateLimitError(text, **kwargs)
+    if status_code in (404, 405, 410):
+        # The endpoint itself is missing (RunPod retires GraphQL in 2027): never "no such pod".
+        return ProviderError(
+            f"{text}: the GraphQL endpoint is not there (retired or moved?)", **kwargs
+        )
+    return error_for_status(status_code, text, provider=PROVIDER, retry_after=retry_after)
 
 
 def offers_from_gpu_types(gpu_types: Iterable[Any], gpu_count: int) -> list[GPUOffer]:

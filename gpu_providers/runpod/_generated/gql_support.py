@@ -56,3 +56,24 @@ def _serialize(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     return value
+
+
+class StatusFirst:
+    """Mixin for gql's httpx transports: an HTTP error status wins over its body.
+
+    gql reads a JSON body first and raises ``TransportQueryError`` when it has ``errors``,
+    losing the status (a JSON 429 or 401 would look like a query error). Here any status
+    >= 400 raises ``TransportServerError`` with its code; the headers stay readable.
+    """
+
+    response_headers: Any
+
+    def _get_json_result(self, response: Any) -> Any:
+        self.response_headers = response.headers
+        if response.status_code >= 400:
+            from gql.transport.exceptions import TransportServerError
+
+            raise TransportServerError(
+                f"HTTP {response.status_code} from the GraphQL endpoint", response.status_code
+            )
+        return super()._get_json_result(response)  # type: ignore[misc]

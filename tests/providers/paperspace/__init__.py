@@ -1,0 +1,1 @@
+"""Paperspace provider tests: documented responder, cassettes, mapping, properties, contract."""

@@ -1,0 +1,1 @@
+"""RunPod provider tests: documented GraphQL responder, cassettes, mapping, properties, contract."""
