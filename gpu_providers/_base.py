@@ -33,6 +33,7 @@ from .errors import (
     ProviderTimeoutError,
     RateLimitError,
     UnexpectedResponseError,
+    UnsupportedFeatureError,
     error_for_status,
 )
 from .gpus import gpu_spec
@@ -389,6 +390,14 @@ class ProviderCore:
             spot_per_gpu_hour=cheapest(True),
             offers=offers,
         )
+
+    def _unsupported(self, request: LaunchRequest, **fields: bool) -> None:
+        """Refuse launch fields this provider cannot honour (never drop them silently)."""
+        for name, unsupported in fields.items():
+            if unsupported:
+                raise UnsupportedFeatureError(
+                    f"{self.display_name} cannot take {name} at launch", provider=self.name
+                )
 
     def _flow_terminate_idempotent(self, instance_id: str) -> Flow[None]:
         from .errors import InstanceNotFoundError

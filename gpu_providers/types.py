@@ -126,6 +126,7 @@ class LaunchRequest(_Model):
         spot: Ask for interruptible (spot) capacity.
         bid_price: Max USD/hour per GPU for spot capacity (providers with bidding).
         disk_gb: Boot/container disk size.
+        file_systems: Names of persistent file systems to attach (Lambda).
     """
 
     gpu_type: str
@@ -139,6 +140,7 @@ class LaunchRequest(_Model):
     spot: bool = False
     bid_price: float | None = Field(default=None, gt=0)
     disk_gb: int | None = Field(default=None, gt=0)
+    file_systems: list[str] = Field(default_factory=list)
 
     @field_validator("gpu_type")
     @classmethod

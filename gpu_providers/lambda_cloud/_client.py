@@ -160,6 +160,8 @@ class _LambdaCore(ProviderCore):
             )
         if request.labels:
             body.tags = [RequestedTagEntry(key=k, value=v) for k, v in request.labels.items()]
+        if request.file_systems:
+            body.file_system_names = list(request.file_systems)
         answer: Answer = yield Endpoint(
             launch_instance, "launch", {"body": body}, kind="launch", submits_work=True
         )

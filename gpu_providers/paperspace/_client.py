@@ -171,6 +171,7 @@ class _PaperspaceCore(ProviderCore):
             raise UnsupportedFeatureError("Paperspace has no spot machines", provider=self.name)
         if request.labels:
             raise UnsupportedFeatureError("Paperspace machines take no labels", provider=self.name)
+        self._unsupported(request, file_systems=bool(request.file_systems))
         if request.ssh_key_names or request.ssh_public_key:
             raise UnsupportedFeatureError(
                 "Paperspace takes no SSH key at creation (it uses the team's SSH keys)",

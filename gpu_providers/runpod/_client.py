@@ -145,6 +145,7 @@ class _RunPodCore(ProviderCore):
 
         if request.labels:
             raise UnsupportedFeatureError("RunPod pods take no labels", provider=self.name)
+        self._unsupported(request, file_systems=bool(request.file_systems))
         if request.ssh_key_names:
             raise InvalidRequestError(
                 "RunPod installs the account's SSH keys; pass ssh_public_key to add another "

@@ -160,3 +160,59 @@ def test_filters() -> None:
     assert GPUFilters(available_only=False).matches(_offer(available=False))
     assert not GPUFilters(spot=True).matches(_offer())
     assert not GPUFilters(min_gpu_count=2).matches(_offer())
+
+
+def test_third_party_providers_register_through_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gpu_providers import factory
+
+    entry = factory.ProviderEntry(
+        "acme",
+        "gpu_providers.lambda_cloud:LambdaProvider",
+        "gpu_providers.lambda_cloud:AsyncLambdaProvider",
+        ("acme-gpu",),
+    )
+
+    class FakePoint:
+        def load(self) -> object:
+            return entry
+
+    def entry_points(*, group: str) -> list[FakePoint]:
+        assert group == "gpu_providers.providers"
+        return [FakePoint()]
+
+    monkeypatch.setattr(factory, "entry_points", entry_points)
+    assert "acme" in available_providers()
+    client = create_provider("acme-gpu", api_key="k")
+    assert type(client).__name__ == "LambdaProvider"
+    client.close()
+
+
+@pytest.mark.parametrize("name", ["paperspace", "runpod"])
+def test_file_systems_are_refused_where_unsupported(name: str) -> None:
+    from gpu_providers.errors import UnsupportedFeatureError
+
+    client = create_provider(name, api_key="k")
+    request = LaunchRequest(gpu_type="A6000", file_systems=["data"])
+    with pytest.raises(UnsupportedFeatureError, match="file_systems"):
+        client.launch_instance(request)
+    client.close()
+
+
+def test_lambda_launch_attaches_file_systems() -> None:
+    import json
+
+    from tests.providers.lambda_cloud import documented
+
+    account = documented.DocumentedLambda()
+    client = create_provider(
+        "lambda", api_key="k", transport=documented.transport(account), _sleep=lambda _: None
+    )
+    request = LaunchRequest(
+        gpu_type="H100", ssh_key_names=[documented.SSH_KEY_NAME], file_systems=["datasets"]
+    )
+    client.launch_instance(request)
+    client.close()
+    launch = next(r for r in account.requests if r.url.path.endswith("/launch"))
+    assert json.loads(launch.content)["file_system_names"] == ["datasets"]
