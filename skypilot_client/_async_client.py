@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -19,7 +19,6 @@ from ._base_client import (
     Collected,
     Effect,
     Flow,
-    ProgressTracker,
     Reply,
     RequestMetrics,
     Wait,
@@ -29,23 +28,25 @@ from ._base_client import (
 from ._handles import AsyncRequestHandle
 from ._protocol import LogStreamParser, RequestOutcome, request_id_of
 from .errors import APITimeoutError
-from .models import (
-    AcceleratorOffer,
-    ClusterList,
-    ClusterStatus,
-    CostEstimate,
-    EstimateCostRequest,
-    ExecuteRequest,
-    ExecuteResult,
-    HealthStatus,
-    Job,
-    JobLogs,
-    LaunchRequest,
-    LaunchResult,
-    LogsRequest,
-    ProgressEvent,
-    RequestStatus,
-)
+
+if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from .models import (
+        AcceleratorOffer,
+        ClusterList,
+        ClusterStatus,
+        CostEstimate,
+        EstimateCostRequest,
+        ExecuteRequest,
+        ExecuteResult,
+        HealthStatus,
+        Job,
+        JobLogs,
+        LaunchRequest,
+        LaunchResult,
+        LogsRequest,
+        ProgressEvent,
+        RequestStatus,
+    )
 
 T = TypeVar("T")
 
@@ -431,6 +432,8 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
             yield line
 
     async def _progress(self, request_id: str) -> AsyncIterator[ProgressEvent]:
+        from ._progress import ProgressTracker
+
         tracker = ProgressTracker(request_id)
         status = await self.get_request(request_id)
         if (event := tracker.on_state(status.status)) is not None:

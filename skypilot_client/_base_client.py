@@ -14,13 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
 from . import _constants as C
 from ._config import ClientSettings, parse_duration, resolve_settings
-from ._progress import ProgressTracker
 from ._protocol import (
     LogLine,
     LogStreamParser,
@@ -56,25 +55,26 @@ from .errors import (
     SkyPilotError,
     WaitTimeoutError,
 )
-from .models import (
-    CLUSTER_NAME_RE,
-    AcceleratorOffer,
-    CloudCredentials,
-    ClusterList,
-    ClusterStatus,
-    CostEstimate,
-    EstimateCostRequest,
-    ExecuteRequest,
-    ExecuteResult,
-    HealthStatus,
-    Job,
-    JobLogs,
-    JobState,
-    LaunchRequest,
-    LaunchResult,
-    LogsRequest,
-    RequestStatus,
-)
+
+if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from .models import (
+        AcceleratorOffer,
+        CloudCredentials,
+        ClusterList,
+        ClusterStatus,
+        CostEstimate,
+        EstimateCostRequest,
+        ExecuteRequest,
+        ExecuteResult,
+        HealthStatus,
+        Job,
+        JobLogs,
+        JobState,
+        LaunchRequest,
+        LaunchResult,
+        LogsRequest,
+        RequestStatus,
+    )
 
 logger = logging.getLogger("skypilot_client")
 logger.addHandler(logging.NullHandler())
@@ -578,7 +578,7 @@ class BaseClient(Generic[HttpClientT]):
 
     @staticmethod
     def _cluster_name(name: str) -> str:
-        if not isinstance(name, str) or not CLUSTER_NAME_RE.fullmatch(name):
+        if not isinstance(name, str) or not C.CLUSTER_NAME_RE.fullmatch(name):
             raise InvalidInputError(
                 f"invalid cluster name {name!r}: SkyPilot names start with a letter, end with a "
                 "letter or digit, and contain only letters, digits, '-', '_' and '.'"
@@ -621,6 +621,8 @@ class BaseClient(Generic[HttpClientT]):
         return reply.request_id
 
     def _flow_health(self) -> Flow[HealthStatus]:
+        from .models import HealthStatus
+
         reply = yield Call("GET", "/api/health", "health")
         health = HealthStatus.model_validate(reply.data)
         header_version = server_api_version(reply.headers)
@@ -666,6 +668,8 @@ class BaseClient(Generic[HttpClientT]):
     def _flow_launch_result(
         self, request: LaunchRequest, request_id: str, timeout: float
     ) -> Flow[LaunchResult]:
+        from .models import LaunchResult, LogsRequest
+
         outcome: RequestOutcome = yield Wait(request_id, timeout, "launch")
         value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
         job_id = value.get("job_id")
@@ -683,6 +687,8 @@ class BaseClient(Generic[HttpClientT]):
         return LaunchResult.model_validate(result)
 
     def _flow_execute(self, request: ExecuteRequest, timeout: float) -> Flow[ExecuteResult]:
+        from .models import ExecuteResult, LogsRequest
+
         if request.command is not None:
             task = command_task(request.command, request.envs)
         else:
@@ -741,6 +747,8 @@ class BaseClient(Generic[HttpClientT]):
         )
 
     def _flow_logs(self, request: LogsRequest, timeout: float) -> Flow[JobLogs]:
+        from .models import JobLogs
+
         yield from self._require_version("logs")
         collected: Collected = yield Collect(self._logs_call(request), timeout)
         if not collected.request_id:
@@ -758,6 +766,8 @@ class BaseClient(Generic[HttpClientT]):
     def _flow_job_status(
         self, cluster_name: str, job_ids: list[int] | None
     ) -> Flow[dict[int, JobState | None]]:
+        from .models import JobState
+
         call = self._submit(
             "/job_status",
             {"cluster_name": cluster_name, "job_ids": job_ids},
@@ -780,12 +790,16 @@ class BaseClient(Generic[HttpClientT]):
         return self._submit("/status", fields, operation="status", submits_work=False)
 
     def _flow_list_clusters(self, *, refresh: bool, all_users: bool) -> Flow[ClusterList]:
+        from .models import ClusterList, ClusterStatus
+
         call = self._status_call(None, refresh=refresh, all_users=all_users)
         outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
         records = outcome.return_value if isinstance(outcome.return_value, list) else []
         return ClusterList(clusters=[ClusterStatus.model_validate(r) for r in records])
 
     def _flow_get_status(self, name: str, *, refresh: bool, all_users: bool) -> Flow[ClusterStatus]:
+        from .models import ClusterStatus
+
         call = self._status_call([self._cluster_name(name)], refresh=refresh, all_users=all_users)
         outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
         records = outcome.return_value if isinstance(outcome.return_value, list) else []
@@ -839,6 +853,8 @@ class BaseClient(Generic[HttpClientT]):
         }
 
     def _flow_queue(self, name: str, *, skip_finished: bool, all_users: bool) -> Flow[list[Job]]:
+        from .models import Job
+
         call = self._submit(
             "/queue",
             {
@@ -977,7 +993,6 @@ __all__ = [
     "Collect",
     "Collected",
     "Flow",
-    "ProgressTracker",
     "Reply",
     "RequestMetrics",
     "Wait",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -18,7 +18,6 @@ from ._base_client import (
     Collected,
     Effect,
     Flow,
-    ProgressTracker,
     Reply,
     RequestMetrics,
     Wait,
@@ -28,23 +27,25 @@ from ._base_client import (
 from ._handles import RequestHandle
 from ._protocol import LogStreamParser, RequestOutcome, request_id_of
 from .errors import APITimeoutError
-from .models import (
-    AcceleratorOffer,
-    ClusterList,
-    ClusterStatus,
-    CostEstimate,
-    EstimateCostRequest,
-    ExecuteRequest,
-    ExecuteResult,
-    HealthStatus,
-    Job,
-    JobLogs,
-    LaunchRequest,
-    LaunchResult,
-    LogsRequest,
-    ProgressEvent,
-    RequestStatus,
-)
+
+if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from .models import (
+        AcceleratorOffer,
+        ClusterList,
+        ClusterStatus,
+        CostEstimate,
+        EstimateCostRequest,
+        ExecuteRequest,
+        ExecuteResult,
+        HealthStatus,
+        Job,
+        JobLogs,
+        LaunchRequest,
+        LaunchResult,
+        LogsRequest,
+        ProgressEvent,
+        RequestStatus,
+    )
 
 T = TypeVar("T")
 
@@ -417,6 +418,8 @@ class SkyPilotClient(BaseClient[httpx.Client]):
         yield from close_lines(parser)
 
     def _progress(self, request_id: str) -> Iterator[ProgressEvent]:
+        from ._progress import ProgressTracker
+
         tracker = ProgressTracker(request_id)
         status = self.get_request(request_id)
         if (event := tracker.on_state(status.status)) is not None:

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import SecretStr
-
 from . import _constants as C
+from ._redact import Secret
 from .errors import ConfigurationError
 
 ENV_URL = "SKYPILOT_API_SERVER_URL"
@@ -72,7 +71,7 @@ class ServerURL:
     """A validated server URL; credentials embedded in it are split off (never logged)."""
 
     url: str
-    basic_auth: tuple[str, SecretStr] | None = None
+    basic_auth: tuple[str, Secret] | None = None
 
 
 def parse_server_url(value: str, *, name: str) -> ServerURL:
@@ -94,7 +93,7 @@ def parse_server_url(value: str, *, name: str) -> ServerURL:
     clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
     auth = None
     if parts.username is not None:
-        auth = (parts.username, SecretStr(parts.password or ""))
+        auth = (parts.username, Secret(parts.password or ""))
     return ServerURL(clean, auth)
 
 
@@ -102,14 +101,14 @@ def _redact_userinfo(value: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", value)
 
 
-def parse_token(value: str, *, name: str) -> SecretStr:
+def parse_token(value: str, *, name: str) -> Secret:
     """Validate a service-account token (the server only accepts ``sky_...`` tokens)."""
     token = value.strip()
     if not token.startswith("sky_"):
         raise ConfigurationError(
             f"{name} is not a SkyPilot service-account token (they start with 'sky_')"
         )
-    return SecretStr(token)
+    return Secret(token)
 
 
 def read_sky_config(path: Path | None = None) -> dict[str, Any]:
@@ -135,8 +134,8 @@ class ClientSettings:
     """Everything the client needs to know, resolved once at construction."""
 
     base_url: str
-    token: SecretStr | None
-    basic_auth: tuple[str, SecretStr] | None
+    token: Secret | None
+    basic_auth: tuple[str, Secret] | None
     timeout: float
     max_retries: int
     retry_delay: float
@@ -179,7 +178,7 @@ def resolve_settings(
     else:
         server = ServerURL(C.DEFAULT_BASE_URL)
 
-    secret: SecretStr | None
+    secret: Secret | None
     if token is not None:
         secret = parse_token(token, name="token")
     elif env.get(ENV_TOKEN):

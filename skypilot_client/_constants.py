@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # The server release and API version this client was built and tested against.
 API_VERSION = 62
 SERVER_VERSION = "0.14.1"
@@ -36,3 +38,6 @@ HEADER_API_VERSION = "X-SkyPilot-API-Version"
 HEADER_VERSION = "X-SkyPilot-Version"
 HEADER_REQUEST_ID = "X-Skypilot-Request-ID"
 HEADER_STREAM_REQUEST_ID = "X-SkyPilot-Stream-Request-ID"
+
+# SkyPilot's own rule for cluster names (sky.skylet.constants.CLUSTER_NAME_VALID_REGEX).
+CLUSTER_NAME_RE = re.compile(r"[a-zA-Z]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?")

@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import RequestCancelledError, RequestFailedError
-from .models import ProgressEvent, RequestStatus
 
 if TYPE_CHECKING:
     from ._async_client import AsyncSkyPilotClient
     from ._base_client import Flow
     from ._client import SkyPilotClient
+    from .models import ProgressEvent, RequestStatus
 
 T = TypeVar("T")
 
-ProgressCallback = Callable[[ProgressEvent], Any]
+ProgressCallback = Callable[["ProgressEvent"], Any]
 
 
 class _HandleBase(Generic[T]):

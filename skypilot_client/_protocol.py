@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _constants as C
 from ._redact import Redactor
@@ -27,7 +27,9 @@ from .errors import (
     error_for_request_failure,
     error_for_status,
 )
-from .models import RequestState, RequestStatus
+
+if TYPE_CHECKING:  # pydantic models load on first use
+    from .models import RequestStatus
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _PAYLOAD = re.compile(r"<sky-payload(?:[^>]*)>(.*?)</sky-payload>")
@@ -214,6 +216,8 @@ def _decode_inner(value: Any) -> Any:
 
 def decode_record(record: Mapping[str, Any]) -> tuple[RequestStatus, Any, Any]:
     """Split a request record into (status, return value, error), decoding the inner JSON."""
+    from .models import RequestStatus
+
     return_value = _decode_inner(record.get("return_value"))
     status = RequestStatus.model_validate({**record, "return_value": drop_pickles(return_value)})
     return status, return_value, _decode_inner(record.get("error"))
@@ -245,6 +249,8 @@ def outcome_of_get(
     redactor: Redactor,
 ) -> RequestOutcome:
     """Interpret an ``/api/get`` response: a result, or the right error raised."""
+    from .models import RequestState
+
     body: Any = None
     if status_code in (200, 500):
         try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError
-from .models import AcceleratorOffer, CostEstimate
+
+if TYPE_CHECKING:  # pydantic models load on first use
+    from .models import AcceleratorOffer, CostEstimate
 
 
 def load_task(task: str | dict[str, Any], *, what: str = "task") -> dict[str, Any]:
@@ -152,6 +154,8 @@ def resource_spec(task: str | dict[str, Any], *, spot: bool | None) -> ResourceS
 
 def offers_from_list_accelerators(value: Any) -> list[AcceleratorOffer]:
     """Rows of ``/list_accelerators`` (``{name: [[cloud, type, ...], ...]}``) as models."""
+    from .models import AcceleratorOffer
+
     offers: list[AcceleratorOffer] = []
     if not isinstance(value, dict):
         return offers
@@ -178,6 +182,7 @@ def offers_from_list_accelerators(value: Any) -> list[AcceleratorOffer]:
 
 def cheapest(spec: ResourceSpec, offers: list[AcceleratorOffer], hours: float) -> CostEstimate:
     """Price ``spec`` with the cheapest matching offer."""
+    from .models import CostEstimate
 
     def matches(offer: AcceleratorOffer) -> bool:
         if spec.accelerator and offer.accelerator.lower() != spec.accelerator.lower():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,8 +34,7 @@ __all__ = [
     "RequestStatus",
 ]
 
-# SkyPilot's own rule for cluster names (sky.skylet.constants.CLUSTER_NAME_VALID_REGEX).
-CLUSTER_NAME_RE = re.compile(r"[a-zA-Z]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?")
+from ._constants import CLUSTER_NAME_RE
 
 # Keys whose values are base64 Python pickles or secrets: never kept on our models.
 _OPAQUE_KEYS = ("handle", "credentials", "entrypoint", "request_body", "error", "pid")
