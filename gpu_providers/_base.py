@@ -11,6 +11,7 @@ retry policy around every effect.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import time
@@ -246,12 +247,16 @@ class ProviderCore:
     # -- classification (no I/O) ----------------------------------------------------------
 
     def _classify(self, effect: Effect, answer: Answer) -> ProviderError:
-        """The error for a non-2xx answer; providers refine it from their error codes."""
+        """The error for a non-2xx answer, with the provider's Retry-After."""
+        error = self._error_from_body(answer.status_code, answer.json(), effect.operation)
+        if error.retry_after is None:
+            error.retry_after = parse_retry_after(answer.headers)
+        return error
+
+    def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
+        """Providers classify their documented error bodies here; by default the status."""
         return error_for_status(
-            answer.status_code,
-            f"{effect.operation} failed with HTTP {answer.status_code}",
-            provider=self.name,
-            retry_after=parse_retry_after(answer.headers),
+            status_code, f"{operation} failed with HTTP {status_code}", provider=self.name
         )
 
     def _transport_error(self, effect: Effect, exc: Exception) -> ProviderError:
@@ -588,22 +593,28 @@ def _auth_headers(key: SecretStr) -> dict[str, str]:
     return {"Authorization": f"Bearer {key.get_secret_value()}"}
 
 
+def _generated_api(provider: ProviderCore, *, asynchronous: bool) -> Any:
+    """The generated ``Client`` of the provider's ``_generated`` package (imported lazily)
+    over our own httpx client (auth header, timeouts, transport)."""
+    package = type(provider).__module__.rsplit(".", 1)[0]
+    client_class = importlib.import_module(f"{package}._generated.client").Client
+    api = client_class(base_url=provider._base_url, raise_on_unexpected_status=False)
+    options = provider._httpx_options()
+    if asynchronous:
+        api.set_async_httpx_client(httpx.AsyncClient(**options))
+    else:
+        api.set_httpx_client(httpx.Client(**options))
+    return api
+
+
 class OpenAPIProvider(SyncProviderBase):
     """Sync wire for providers generated with openapi-python-client."""
 
-    def _generated_client_class(self) -> Any:
-        raise NotImplementedError  # the generated ``Client``, imported lazily
-
     @property
     def _api(self) -> Any:
-        api = self.__dict__.get("_api_client")
-        if api is None:
-            api = self._generated_client_class()(
-                base_url=self._base_url, raise_on_unexpected_status=False
-            )
-            api.set_httpx_client(httpx.Client(**self._httpx_options()))
-            self.__dict__["_api_client"] = api
-        return api
+        if "_api_client" not in self.__dict__:
+            self.__dict__["_api_client"] = _generated_api(self, asynchronous=False)
+        return self.__dict__["_api_client"]
 
     def _invoke(self, effect: Effect) -> Any:
         assert isinstance(effect, Endpoint)
@@ -623,19 +634,11 @@ class OpenAPIProvider(SyncProviderBase):
 class AsyncOpenAPIProvider(AsyncProviderBase):
     """Async wire for providers generated with openapi-python-client."""
 
-    def _generated_client_class(self) -> Any:
-        raise NotImplementedError
-
     @property
     def _api(self) -> Any:
-        api = self.__dict__.get("_api_client")
-        if api is None:
-            api = self._generated_client_class()(
-                base_url=self._base_url, raise_on_unexpected_status=False
-            )
-            api.set_async_httpx_client(httpx.AsyncClient(**self._httpx_options()))
-            self.__dict__["_api_client"] = api
-        return api
+        if "_api_client" not in self.__dict__:
+            self.__dict__["_api_client"] = _generated_api(self, asynchronous=True)
+        return self.__dict__["_api_client"]
 
     async def _invoke(self, effect: Effect) -> Any:
         assert isinstance(effect, Endpoint)

@@ -18,7 +18,7 @@ from .._base import (
     _check_id,
 )
 from .._credentials import LAMBDA
-from ..errors import CapacityError, InvalidRequestError, RateLimitError, UnsupportedFeatureError
+from ..errors import CapacityError, InvalidRequestError, ProviderError, UnsupportedFeatureError
 from ..gpus import GPUSpec
 from ..types import (
     GPUFilters,
@@ -75,21 +75,11 @@ class _LambdaCore(ProviderCore):
     }
     notes = ("No spot capacity and no stop/start: instances run (and bill) until terminated.",)
 
-    def _generated_client_class(self) -> Any:
-        from ._generated.client import Client
-
-        return Client
-
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
         return spec.lambda_cloud
 
-    def _classify(self, effect: Any, answer: Answer) -> Any:
-        from skypilot_client._retry import parse_retry_after
-
-        error = M.classify(answer.status_code, answer.json(), effect.operation)
-        if isinstance(error, RateLimitError) or answer.status_code == 429:
-            error.retry_after = parse_retry_after(answer.headers)
-        return error
+    def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
+        return M.classify(status_code, body, operation)
 
     # -- flows ----------------------------------------------------------------------------
 

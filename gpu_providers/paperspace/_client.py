@@ -21,6 +21,7 @@ from .._credentials import PAPERSPACE
 from ..errors import (
     CapacityError,
     InvalidRequestError,
+    ProviderError,
     UnexpectedResponseError,
     UnsupportedFeatureError,
 )
@@ -71,20 +72,11 @@ class _PaperspaceCore(ProviderCore):
         "Machines take no SSH key or tags at creation; SSH keys come from the team settings.",
     )
 
-    def _generated_client_class(self) -> Any:
-        from ._generated.client import Client
-
-        return Client
-
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
         return spec.paperspace
 
-    def _classify(self, effect: Any, answer: Answer) -> Any:
-        from skypilot_client._retry import parse_retry_after
-
-        error = M.classify(answer.status_code, answer.json(), effect.operation)
-        error.retry_after = parse_retry_after(answer.headers)
-        return error
+    def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
+        return M.classify(status_code, body, operation)
 
     # -- flows ----------------------------------------------------------------------------
 
