@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
+import sys
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,3 +191,88 @@ def header(headers: Mapping[str, Any], name: str) -> str | None:
         if key.lower() == name.lower():
             return str(value[0] if isinstance(value, list) else value)
     return None
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """Writes one provider's cassettes (the ``record.py`` modules are thin front ends).
+
+    By default every scenario runs against its documented responder; ``--live`` re-records the
+    scenarios marked ``live="yes"`` (plus ``"billed"`` ones with ``--allow-launch``) against
+    the real API with the key from ``key_env``.
+    """
+
+    provider: str
+    provider_class: Any
+    base_url: str
+    key_env: str
+    scenarios: Mapping[str, Any]
+    recording_key: str
+    creates: str  # what a billed scenario creates ("machines", "pods")
+
+    @property
+    def directory(self) -> Path:
+        return CASSETTES / self.provider
+
+    def record(self, scenario: Any, *, live_key: str | None) -> int:
+        """Record one scenario; returns the number of interactions written."""
+        from ..cassettes import provider_vcr
+
+        path = self.directory / f"{scenario.name}.yaml"
+        path.unlink(missing_ok=True)
+        options: dict[str, Any] = dict(scenario.options)
+        if live_key is None:
+            options.update(FakeTime().sync_options())
+            options["transport"] = scenario.responder().transport()
+            api_key = scenario.api_key
+        else:
+            # The real key, except for scenarios about a revoked key.
+            api_key = live_key if scenario.api_key == self.recording_key else scenario.api_key
+        with (
+            provider_vcr(self.provider, "all").use_cassette(path.name) as cassette,
+            self.provider_class(api_key=api_key, base_url=self.base_url, **options) as client,
+        ):
+            run_sync(client, scenario.script)
+        return len(cassette)
+
+    def main(self, argv: list[str] | None, description: str) -> int:
+        """The command line of ``python -m tests.providers.<provider>.record``."""
+        parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+        parser.add_argument("scenarios", nargs="*", help="default: all (that the mode allows)")
+        parser.add_argument(
+            "--live", action="store_true", help=f"record against the real API ({self.key_env})"
+        )
+        parser.add_argument(
+            "--allow-launch",
+            action="store_true",
+            help=f"with --live: also run scenarios that create (billed) {self.creates}",
+        )
+        args = parser.parse_args(argv)
+        unknown = sorted(set(args.scenarios) - set(self.scenarios))
+        if unknown:
+            parser.error(f"unknown scenarios: {', '.join(unknown)}")
+        if args.allow_launch and not args.live:
+            parser.error("--allow-launch only makes sense with --live")
+        live_key = None
+        if args.live:
+            live_key = os.environ.get(self.key_env, "").strip()
+            if not live_key:
+                parser.error(f"--live needs the API key in {self.key_env}")
+        allowed = {"yes", "billed"} if args.allow_launch else {"yes"}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for name in args.scenarios or list(self.scenarios):
+            scenario = self.scenarios[name]
+            if args.live and scenario.live not in allowed:
+                reason = (
+                    f"creates {self.creates}: add --allow-launch"
+                    if scenario.live == "billed"
+                    else "cannot be provoked live; stays documented"
+                )
+                print(f"skip {name}: {reason}", file=sys.stderr)
+                continue
+            count = self.record(scenario, live_key=live_key)
+            origin = "live" if args.live else "documented"
+            print(
+                f"{name}: {count} interactions ({origin}) -> cassettes/{self.provider}/{name}.yaml"
+            )
+        return 0

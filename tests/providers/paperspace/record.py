@@ -13,80 +13,26 @@ Authorization headers and api_key query parameters are filtered out of every cas
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from typing import Any
-
 from gpu_providers.paperspace import PaperspaceProvider
 
-from ..cassettes import provider_vcr
 from .documented import BASE_URL
-from .harness import CASSETTES, FakeTime, run_sync
-from .scenarios import RECORDING_KEY, SCENARIOS, Scenario
+from .harness import Recorder
+from .scenarios import RECORDING_KEY, SCENARIOS
 
-DIRECTORY = CASSETTES / "paperspace"
-KEY_ENV = "PAPERSPACE_API_KEY"
-
-
-def record(scenario: Scenario, *, live_key: str | None) -> int:
-    """Record one scenario; returns the number of interactions written."""
-    path = DIRECTORY / f"{scenario.name}.yaml"
-    path.unlink(missing_ok=True)
-    options: dict[str, Any] = dict(scenario.options)
-    if live_key is None:
-        options.update(FakeTime().sync_options())
-        options["transport"] = scenario.responder().transport()
-        api_key = scenario.api_key
-    else:
-        # The real key, except for scenarios about a revoked key.
-        api_key = live_key if scenario.api_key == RECORDING_KEY else scenario.api_key
-    with (
-        provider_vcr("paperspace", "all").use_cassette(path.name) as cassette,
-        PaperspaceProvider(api_key=api_key, base_url=BASE_URL, **options) as client,
-    ):
-        run_sync(client, scenario.script)
-    return len(cassette)
+RECORDER = Recorder(
+    provider="paperspace",
+    provider_class=PaperspaceProvider,
+    base_url=BASE_URL,
+    key_env="PAPERSPACE_API_KEY",
+    scenarios=SCENARIOS,
+    recording_key=RECORDING_KEY,
+    creates="machines",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenarios", nargs="*", help="default: all (that the mode allows)")
-    parser.add_argument(
-        "--live", action="store_true", help=f"record against the real API ({KEY_ENV})"
-    )
-    parser.add_argument(
-        "--allow-launch",
-        action="store_true",
-        help="with --live: also run scenarios that create (billed) machines",
-    )
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
-    if unknown:
-        parser.error(f"unknown scenarios: {', '.join(unknown)}")
-    if args.allow_launch and not args.live:
-        parser.error("--allow-launch only makes sense with --live")
-    live_key = None
-    if args.live:
-        live_key = os.environ.get(KEY_ENV, "").strip()
-        if not live_key:
-            parser.error(f"--live needs the API key in {KEY_ENV}")
-    allowed = {"yes", "billed"} if args.allow_launch else {"yes"}
-    DIRECTORY.mkdir(parents=True, exist_ok=True)
-    for name in args.scenarios or list(SCENARIOS):
-        scenario = SCENARIOS[name]
-        if args.live and scenario.live not in allowed:
-            reason = (
-                "creates machines: add --allow-launch"
-                if scenario.live == "billed"
-                else ("cannot be provoked live; stays documented")
-            )
-            print(f"skip {name}: {reason}", file=sys.stderr)
-            continue
-        count = record(scenario, live_key=live_key)
-        origin = "live" if args.live else "documented"
-        print(f"{name}: {count} interactions ({origin}) -> cassettes/paperspace/{name}.yaml")
-    return 0
+    """Record the cassettes (see the module docstring)."""
+    return RECORDER.main(argv, __doc__ or "")
 
 
 if __name__ == "__main__":
