@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -22,11 +22,9 @@ from ._base_client import (
     Reply,
     RequestMetrics,
     Wait,
-    close_lines,
-    feed_lines,
 )
 from ._handles import AsyncRequestHandle
-from ._protocol import LogStreamParser, RequestOutcome, request_id_of
+from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
 from .errors import APITimeoutError
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -205,27 +203,36 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         finally:
             await response.aclose()
 
-    async def _iter_text(self, call: Call, response: httpx.Response) -> AsyncIterator[str]:
-        try:
-            async for chunk in response.aiter_text():
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from exc
+    async def _stream_events(
+        self, call: Call, request_ids: list[str | None] | None = None
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Parsed events of a text stream; its request id is appended to ``request_ids``."""
+        parser = LogStreamParser()
+        async with self._open_stream(call) as response:
+            if request_ids is not None:
+                request_ids.append(request_id_of(response.headers))
+            try:
+                async for chunk in response.aiter_text():
+                    for event in parser.feed(chunk):
+                        yield event
+            except httpx.HTTPError as exc:
+                raise self._transport_error(call, exc) from exc
+        for event in parser.close():
+            yield event
 
     async def _collect(self, effect: Collect) -> Collected:
         deadline = time.monotonic() + effect.timeout
-        parser = LogStreamParser()
+        ids: list[str | None] = []
         lines: list[str] = []
-        async with self._open_stream(effect.call) as response:
-            request_id = request_id_of(response.headers)
-            async for chunk in self._iter_text(effect.call, response):
-                lines.extend(feed_lines(parser, chunk))
+        async with aclosing(self._stream_events(effect.call, ids)) as events:
+            async for event in events:
+                if isinstance(event, LogLine):
+                    lines.append(event.text)
                 if time.monotonic() > deadline:
                     raise self._wait_timeout(
-                        Wait(request_id or "", effect.timeout, effect.call.operation)
+                        Wait(ids[0] or "", effect.timeout, effect.call.operation)
                     )
-        lines.extend(close_lines(parser))
-        return Collected(lines, request_id)
+        return Collected(lines, ids[0] if ids else None)
 
     # -- operations ---------------------------------------------------------------------
 
@@ -279,16 +286,13 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         the server could not read them (e.g. ``ClusterNotFoundError``)."""
         await self._run(self._require_version("logs"))
         call = self._logs_call(request)
-        parser = LogStreamParser()
-        async with self._open_stream(call) as response:
-            request_id = request_id_of(response.headers)
-            async for chunk in self._iter_text(call, response):
-                for line in feed_lines(parser, chunk):
-                    yield line
-        for line in close_lines(parser):
-            yield line
-        if request_id:
-            await self._wait(Wait(request_id, self._settings.status_timeout, "logs"))
+        ids: list[str | None] = []
+        async with aclosing(self._stream_events(call, ids)) as events:
+            async for event in events:
+                if isinstance(event, LogLine):
+                    yield event.text
+        if ids and ids[0]:
+            await self._wait(Wait(ids[0], self._settings.status_timeout, "logs"))
 
     async def estimate_cost(self, request: EstimateCostRequest) -> CostEstimate:
         """Price a task with the server's catalog (cheapest matching offer)."""
@@ -423,13 +427,10 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
     ) -> AsyncIterator[str]:
         """A request's log lines (spinner control lines filtered out)."""
         call = self._stream_call(self._request_id(request_id), follow=follow, tail=tail)
-        parser = LogStreamParser()
-        async with self._open_stream(call) as response:
-            async for chunk in self._iter_text(call, response):
-                for line in feed_lines(parser, chunk):
-                    yield line
-        for line in close_lines(parser):
-            yield line
+        async with aclosing(self._stream_events(call)) as events:
+            async for event in events:
+                if isinstance(event, LogLine):
+                    yield event.text
 
     async def _progress(self, request_id: str) -> AsyncIterator[ProgressEvent]:
         from ._progress import ProgressTracker
@@ -439,13 +440,11 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         if (event := tracker.on_state(status.status)) is not None:
             yield event
         if not status.status.is_terminal:
-            parser = LogStreamParser()
             call = self._stream_call(request_id, follow=True, tail=None)
-            async with self._open_stream(call) as response:
-                async for chunk in self._iter_text(call, response):
-                    for item in parser.feed(chunk):
-                        if (event := tracker.on_stream(item)) is not None:
-                            yield event
+            async with aclosing(self._stream_events(call)) as items:
+                async for item in items:
+                    if (event := tracker.on_stream(item)) is not None:
+                        yield event
             status = await self.get_request(request_id)
         if (event := tracker.on_state(status.status, status.status_msg or "")) is not None:
             yield event

@@ -21,8 +21,6 @@ import httpx
 from . import _constants as C
 from ._config import ClientSettings, parse_duration, resolve_settings
 from ._protocol import (
-    LogLine,
-    LogStreamParser,
     RequestOutcome,
     base_headers,
     clean_output,
@@ -977,16 +975,6 @@ class BaseClient(Generic[HttpClientT]):
         return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def feed_lines(parser: LogStreamParser, chunk: str) -> list[str]:
-    """Output lines of a stream chunk (spinner payloads dropped)."""
-    return [e.text for e in parser.feed(chunk) if isinstance(e, LogLine)]
-
-
-def close_lines(parser: LogStreamParser) -> list[str]:
-    """Output lines left in the parser at the end of a stream."""
-    return [e.text for e in parser.close() if isinstance(e, LogLine)]
-
-
 __all__ = [
     "BaseClient",
     "Call",
@@ -996,6 +984,4 @@ __all__ = [
     "Reply",
     "RequestMetrics",
     "Wait",
-    "close_lines",
-    "feed_lines",
 ]

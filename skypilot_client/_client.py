@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -21,11 +21,9 @@ from ._base_client import (
     Reply,
     RequestMetrics,
     Wait,
-    close_lines,
-    feed_lines,
 )
 from ._handles import RequestHandle
-from ._protocol import LogStreamParser, RequestOutcome, request_id_of
+from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
 from .errors import APITimeoutError
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -204,26 +202,34 @@ class SkyPilotClient(BaseClient[httpx.Client]):
         finally:
             response.close()
 
-    def _iter_text(self, call: Call, response: httpx.Response) -> Iterator[str]:
-        try:
-            yield from response.iter_text()
-        except httpx.HTTPError as exc:
-            raise self._transport_error(call, exc) from exc
+    def _stream_events(
+        self, call: Call, request_ids: list[str | None] | None = None
+    ) -> Generator[StreamEvent, None, None]:
+        """Parsed events of a text stream; its request id is appended to ``request_ids``."""
+        parser = LogStreamParser()
+        with self._open_stream(call) as response:
+            if request_ids is not None:
+                request_ids.append(request_id_of(response.headers))
+            try:
+                for chunk in response.iter_text():
+                    yield from parser.feed(chunk)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(call, exc) from exc
+        yield from parser.close()
 
     def _collect(self, effect: Collect) -> Collected:
         deadline = time.monotonic() + effect.timeout
-        parser = LogStreamParser()
+        ids: list[str | None] = []
         lines: list[str] = []
-        with self._open_stream(effect.call) as response:
-            request_id = request_id_of(response.headers)
-            for chunk in self._iter_text(effect.call, response):
-                lines.extend(feed_lines(parser, chunk))
+        with closing(self._stream_events(effect.call, ids)) as events:
+            for event in events:
+                if isinstance(event, LogLine):
+                    lines.append(event.text)
                 if time.monotonic() > deadline:
                     raise self._wait_timeout(
-                        Wait(request_id or "", effect.timeout, effect.call.operation)
+                        Wait(ids[0] or "", effect.timeout, effect.call.operation)
                     )
-        lines.extend(close_lines(parser))
-        return Collected(lines, request_id)
+        return Collected(lines, ids[0] if ids else None)
 
     # -- operations ---------------------------------------------------------------------
 
@@ -273,14 +279,13 @@ class SkyPilotClient(BaseClient[httpx.Client]):
         the server could not read them (e.g. ``ClusterNotFoundError``)."""
         self._run(self._require_version("logs"))
         call = self._logs_call(request)
-        parser = LogStreamParser()
-        with self._open_stream(call) as response:
-            request_id = request_id_of(response.headers)
-            for chunk in self._iter_text(call, response):
-                yield from feed_lines(parser, chunk)
-        yield from close_lines(parser)
-        if request_id:
-            self._wait(Wait(request_id, self._settings.status_timeout, "logs"))
+        ids: list[str | None] = []
+        with closing(self._stream_events(call, ids)) as events:
+            for event in events:
+                if isinstance(event, LogLine):
+                    yield event.text
+        if ids and ids[0]:
+            self._wait(Wait(ids[0], self._settings.status_timeout, "logs"))
 
     def estimate_cost(self, request: EstimateCostRequest) -> CostEstimate:
         """Price a task with the server's catalog (cheapest matching offer)."""
@@ -411,11 +416,10 @@ class SkyPilotClient(BaseClient[httpx.Client]):
     ) -> Iterator[str]:
         """A request's log lines (spinner control lines filtered out)."""
         call = self._stream_call(self._request_id(request_id), follow=follow, tail=tail)
-        parser = LogStreamParser()
-        with self._open_stream(call) as response:
-            for chunk in self._iter_text(call, response):
-                yield from feed_lines(parser, chunk)
-        yield from close_lines(parser)
+        with closing(self._stream_events(call)) as events:
+            for event in events:
+                if isinstance(event, LogLine):
+                    yield event.text
 
     def _progress(self, request_id: str) -> Iterator[ProgressEvent]:
         from ._progress import ProgressTracker
@@ -425,13 +429,11 @@ class SkyPilotClient(BaseClient[httpx.Client]):
         if (event := tracker.on_state(status.status)) is not None:
             yield event
         if not status.status.is_terminal:
-            parser = LogStreamParser()
             call = self._stream_call(request_id, follow=True, tail=None)
-            with self._open_stream(call) as response:
-                for chunk in self._iter_text(call, response):
-                    for item in parser.feed(chunk):
-                        if (event := tracker.on_stream(item)) is not None:
-                            yield event
+            with closing(self._stream_events(call)) as items:
+                for item in items:
+                    if (event := tracker.on_stream(item)) is not None:
+                        yield event
             status = self.get_request(request_id)
         if (event := tracker.on_state(status.status, status.status_msg or "")) is not None:
             yield event
