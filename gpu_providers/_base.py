@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import SecretStr
 
-from skypilot_client._retry import RetryPolicy, parse_retry_after
+from skypilot_client.retry import RetryPolicy, parse_retry_after
 
 from ._credentials import CredentialSource, resolve_api_key
 from ._resilience import CircuitBreaker, RateLimiter

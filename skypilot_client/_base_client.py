@@ -35,7 +35,6 @@ from ._protocol import (
     version_problem,
 )
 from ._redact import Redactor
-from ._retry import RetryPolicy, parse_retry_after
 from ._tasks import (
     cheapest,
     command_task,
@@ -53,6 +52,7 @@ from .errors import (
     SkyPilotError,
     WaitTimeoutError,
 )
+from .retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from .models import (

@@ -82,7 +82,7 @@ class _RunPodCore(ProviderCore):
         from gql.transport import exceptions as gqlx
         from graphql import GraphQLError
 
-        from skypilot_client._retry import parse_retry_after
+        from skypilot_client.retry import parse_retry_after
 
         if isinstance(exc, gqlx.TransportQueryError):
             errors = exc.errors if isinstance(exc.errors, list) and exc.errors else None

@@ -21,7 +21,6 @@ from pytest_httpx import HTTPXMock
 
 from skypilot_client import AsyncSkyPilotClient, LaunchRequest, SkyPilotClient
 from skypilot_client import _constants as C
-from skypilot_client._retry import RetryPolicy, parse_retry_after
 from skypilot_client.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -30,6 +29,7 @@ from skypilot_client.errors import (
     ServiceUnavailableError,
     SkyPilotError,
 )
+from skypilot_client.retry import RetryPolicy, parse_retry_after
 
 BASE_URL = "http://skypilot.test"
 HEALTH_URL = f"{BASE_URL}/api/health"
@@ -203,7 +203,10 @@ def test_default_policy_matches_constants() -> None:
         (APIConnectionError("down"), True),
         (APITimeoutError("slow"), True),
         (RateLimitError("429", status_code=429), True),
+        (RateLimitError("429", status_code=429, retry_after=300.0), True),
+        (RateLimitError("429 for a day", status_code=429, retry_after=86400.0), False),
         (ServiceUnavailableError("503", status_code=503), True),
+        (ServiceUnavailableError("503 for an hour", status_code=503, retry_after=3600.0), False),
         (InternalServerError("502", status_code=502), True),
         (InternalServerError("504", status_code=504), True),
         (InternalServerError("500", status_code=500), False),

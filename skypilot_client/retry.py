@@ -1,8 +1,10 @@
-"""The one retry policy of both clients, compiled into tenacity ``Retrying``/``AsyncRetrying``.
+"""The one retry policy of both packages (``skypilot_client`` and ``gpu_providers``), compiled
+into tenacity ``Retrying``/``AsyncRetrying``.
 
-Which errors are retried is decided by the error itself (``SkyPilotError.is_retryable``): a
-work submission that may have reached the server is marked ``maybe_submitted`` where it is
-classified, so it is never replayed here.
+Which errors are retried is decided by the error itself (``is_retryable``): a work submission
+that may have reached the server is marked ``maybe_submitted`` where it is classified, so it is
+never replayed here. A ``Retry-After`` longer than ``MAX_RETRY_AFTER`` is never slept through:
+the rate-limit error is raised with its ``retry_after`` for the caller to decide.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from . import _constants as C
+
+__all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "parse_retry_after"]
+
+#: The longest ``Retry-After`` (seconds) either package waits out by itself.
+MAX_RETRY_AFTER = C.MAX_RETRY_AFTER
 
 if TYPE_CHECKING:  # tenacity (and the asyncio it imports) loads on the first call
     import tenacity
@@ -65,7 +72,11 @@ class RetryPolicy:
     logger_name: str = "skypilot_client"
 
     def delay(self, attempt: int, retry_after: float | None, rand: float) -> float:
-        """Seconds before retry number ``attempt`` (1-based); ``rand`` is in [0, 1)."""
+        """Seconds before retry number ``attempt`` (1-based); ``rand`` is in [0, 1).
+
+        A ``retry_after`` above the cap is never slept (``should_retry`` refuses it); here it
+        falls back to backoff so the value stays bounded whatever the caller passes.
+        """
         if retry_after is not None and retry_after <= self.max_retry_after:
             return retry_after
         # The exponent is capped so a huge max_retries cannot overflow a float.
@@ -73,11 +84,15 @@ class RetryPolicy:
         return base * (1.0 - self.jitter * rand)
 
     def should_retry(self, exc: BaseException) -> bool:
-        """Retry only errors that say retrying can help (``is_retryable``).
+        """Retry only errors that say retrying can help (``is_retryable``) and whose
+        ``retry_after`` is within the cap (a longer wait is the caller's decision).
 
         Duck-typed so ``gpu_providers`` errors share this policy with ours.
         """
-        return bool(getattr(exc, "is_retryable", False))
+        if not getattr(exc, "is_retryable", False):
+            return False
+        retry_after = getattr(exc, "retry_after", None)
+        return not (isinstance(retry_after, (int, float)) and retry_after > self.max_retry_after)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
