@@ -1,7 +1,8 @@
 """Resilience shared by every provider: rate limiting and a circuit breaker (no I/O here).
 
 Both take an injected clock so tests drive time; the clients only sleep for the waits these
-objects compute. Retries use the same tenacity policy as ``skypilot_client``.
+objects compute. Retries use the same tenacity policy as ``skypilot_client``. One limiter and
+one breaker exist per account (``_core.shared_account``), shared by every client of it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import CircuitOpenError
+from .errors import CircuitOpenError, RateLimitError
 
 __all__ = ["CircuitBreaker", "CircuitState", "RateLimiter"]
 
@@ -33,6 +34,7 @@ class RateLimiter:
         burst: int = 1,
         min_interval: dict[str, float] | None = None,
         clock: Clock = time.monotonic,
+        provider: str | None = None,
     ) -> None:
         if requests_per_second is not None and requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive (or None for no limit)")
@@ -47,16 +49,27 @@ class RateLimiter:
         self._tat = 0.0  # theoretical arrival time of the next request
         self._last_by_kind: dict[str, float] = {}
         self._paused_until = 0.0
+        self._provider = provider
 
     @property
     def current_rate(self) -> float | None:
         """Requests per second allowed now (lower than documented after 429s)."""
         return self._rate
 
-    def reserve(self, kind: str = "default") -> float:
-        """Book a slot for a call of ``kind``; returns the seconds to wait before sending."""
+    def reserve(self, kind: str = "default", *, max_wait: float | None = None) -> float:
+        """Book a slot for a call of ``kind``; returns the seconds to wait before sending.
+
+        When the wait would exceed ``max_wait`` (a provider's long ``Retry-After``), nothing
+        is booked and ``RateLimitError`` says how long to wait instead.
+        """
         with self._lock:
             now = self._clock()
+            if max_wait is not None and self._paused_until - now > max_wait:
+                raise RateLimitError(
+                    "rate limited by the provider for longer than this client waits by itself",
+                    provider=self._provider,
+                    retry_after=self._paused_until - now,
+                )
             start = max(now, self._paused_until)
             gap = self._min_interval.get(kind)
             last = self._last_by_kind.get(kind)
@@ -102,8 +115,10 @@ class CircuitBreaker:
     """Fails fast after ``failure_threshold`` consecutive provider failures.
 
     Open for ``recovery_timeout`` seconds, then half-open: one trial call goes through; its
-    success closes the circuit, its failure opens it again. Only provider-side failures count
-    (5xx, connection errors, timeouts); a 404 or a bad request says the provider is healthy.
+    success closes the circuit, its failure opens it again, and a trial that ends without an
+    outcome (cancelled) is abandoned so the next call becomes the trial. Only provider-side
+    failures count (5xx, connection errors, timeouts); a 404 or a bad request says the
+    provider is healthy.
     """
 
     def __init__(
@@ -137,17 +152,21 @@ class CircuitBreaker:
     def _timed_out(self) -> bool:
         return self._clock() >= self._opened_at + self.recovery_timeout
 
-    def before_call(self) -> None:
-        """Raise ``CircuitOpenError`` instead of calling a provider that keeps failing."""
+    def before_call(self) -> bool:
+        """Raise ``CircuitOpenError`` instead of calling a provider that keeps failing.
+
+        Returns True when this call is the half-open trial: its caller must then end it with
+        ``record_success``, ``record_failure`` or ``abandon_trial``.
+        """
         with self._lock:
             if self._state == CircuitState.CLOSED:
-                return
+                return False
             if self._state == CircuitState.OPEN and self._timed_out():
                 self._state = CircuitState.HALF_OPEN
                 self._trial_in_flight = False
             if self._state == CircuitState.HALF_OPEN and not self._trial_in_flight:
                 self._trial_in_flight = True
-                return
+                return True
             remaining = max(self._opened_at + self.recovery_timeout - self._clock(), 0.0)
             raise CircuitOpenError(
                 f"circuit open after {self._failures} consecutive failures; failing fast "
@@ -155,6 +174,11 @@ class CircuitBreaker:
                 provider=self._provider,
                 retry_after=remaining,
             )
+
+    def abandon_trial(self) -> None:
+        """The trial call ended without an outcome (cancelled): let the next call try."""
+        with self._lock:
+            self._trial_in_flight = False
 
     def record_success(self) -> None:
         """The provider answered (even with a client error): close the circuit."""

@@ -5,12 +5,14 @@
     ProviderError
     ├── AuthenticationError -> MissingCredentialsError
     ├── RateLimitError                 (retry_after)
-    ├── InstanceNotFoundError
+    ├── InstanceNotFoundError          (only on the vendor's own proof that it is gone)
+    ├── InstanceNotReadyError          (wait_until_ready: the instance ended instead)
     ├── CapacityError                  (no capacity for that GPU/region now)
     ├── QuotaExceededError -> BillingError
     ├── InvalidRequestError            (also a ValueError)
     ├── ProviderServerError            (5xx)
     ├── ProviderConnectionError -> ProviderTimeoutError
+    ├── WaitTimeoutError               (your own wait deadline passed; also a TimeoutError)
     ├── UnexpectedResponseError        (an answer that breaks the documented schema)
     ├── CircuitOpenError               (failing fast after repeated failures)
     ├── UnsupportedProviderError       (also a ValueError)
@@ -27,6 +29,7 @@ __all__ = [
     "CapacityError",
     "CircuitOpenError",
     "InstanceNotFoundError",
+    "InstanceNotReadyError",
     "InvalidRequestError",
     "MissingCredentialsError",
     "ProviderConnectionError",
@@ -38,6 +41,7 @@ __all__ = [
     "UnexpectedResponseError",
     "UnsupportedFeatureError",
     "UnsupportedProviderError",
+    "WaitTimeoutError",
     "error_for_status",
 ]
 
@@ -53,7 +57,9 @@ class ProviderError(Exception):
             RunPod GraphQL ``extensions.code``), when it sent one.
         retry_after: Seconds the provider asked us to wait.
         maybe_submitted: A launch may have reached the provider although we saw an error:
-            list instances by name before launching again.
+            list instances by name before launching again. Never retryable.
+        instance_id: The instance this error is about, when known (for a launch that failed
+            after the instance was created: the instance that now runs and bills).
     """
 
     retryable: bool = False
@@ -68,6 +74,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         maybe_submitted: bool = False,
         body: Any = None,
+        instance_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -77,6 +84,7 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.maybe_submitted = maybe_submitted
         self.body = body
+        self.instance_id = instance_id
 
     def __str__(self) -> str:
         prefix = f"[{self.provider}] " if self.provider else ""
@@ -85,7 +93,7 @@ class ProviderError(Exception):
 
     def __repr__(self) -> str:
         parts = [repr(self.message)]
-        for name in ("provider", "status_code", "code"):
+        for name in ("provider", "status_code", "code", "instance_id"):
             value = getattr(self, name)
             if value is not None:
                 parts.append(f"{name}={value!r}")
@@ -112,7 +120,21 @@ class RateLimitError(ProviderError):
 
 
 class InstanceNotFoundError(ProviderError):
-    """The instance does not exist (or no longer exists)."""
+    """The instance does not exist (or no longer exists), on the provider's own proof.
+
+    A bare 404 without the provider's documented not-found answer (a wrong ``base_url``, a
+    proxy's page) is an ``UnexpectedResponseError`` instead: it proves nothing about the
+    instance.
+    """
+
+
+class InstanceNotReadyError(ProviderError):
+    """``wait_until_ready``: the instance reached a state it will not leave by itself
+    (terminated, failed, preempted, stopped); ``status`` is its last status."""
+
+    def __init__(self, message: str, *, status: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
 
 
 class CapacityError(ProviderError):
@@ -147,6 +169,14 @@ class ProviderTimeoutError(ProviderConnectionError, TimeoutError):
     """The provider took longer than the timeout."""
 
 
+class WaitTimeoutError(ProviderError, TimeoutError):
+    """Your wait's deadline passed; the instance still exists. ``status`` is the last one seen."""
+
+    def __init__(self, message: str, *, status: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+
+
 class UnexpectedResponseError(ProviderError):
     """The provider's answer does not match its documented schema (truncated, malformed)."""
 
@@ -171,7 +201,14 @@ def error_for_status(
     if status_code == 401 or status_code == 403:
         cls = AuthenticationError
     elif status_code == 404:
-        cls = InstanceNotFoundError
+        # Only a provider's documented not-found answer proves an instance is gone; a bare
+        # 404 may be a wrong base URL or a proxy, and must never read as "already gone".
+        return UnexpectedResponseError(
+            f"{message} (no documented not-found answer: check base_url and proxies)",
+            status_code=status_code,
+            code=code,
+            **kwargs,
+        )
     elif status_code == 429:
         cls = RateLimitError
     elif status_code >= 500:

@@ -7,6 +7,7 @@ Prices are USD per hour. GPU names are SkyPilot's accelerator names (``H100``, `
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +28,9 @@ __all__ = [
 ]
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -40,8 +44,26 @@ class InstanceState(str, enum.Enum):
     STOPPED = "stopped"
     TERMINATING = "terminating"
     TERMINATED = "terminated"
+    #: Spot/interruptible capacity taken back by the provider.
+    PREEMPTED = "preempted"
     FAILED = "failed"
     UNKNOWN = "unknown"
+
+    @property
+    def is_final(self) -> bool:
+        """The instance will not become ready from here without a call of yours."""
+        return self in _FINAL_STATES
+
+
+_FINAL_STATES = frozenset(
+    {
+        InstanceState.STOPPED,
+        InstanceState.TERMINATING,
+        InstanceState.TERMINATED,
+        InstanceState.PREEMPTED,
+        InstanceState.FAILED,
+    }
+)
 
 
 class ProviderFeature(str, enum.Enum):
@@ -57,6 +79,12 @@ class ProviderFeature(str, enum.Enum):
     CUSTOM_IMAGES = "custom_images"
     PRICES_BEFORE_LAUNCH = "prices_before_launch"
     CAPACITY_BY_REGION = "capacity_by_region"
+    #: ``LaunchRequest.startup_script`` runs on the instance at boot.
+    STARTUP_SCRIPT = "startup_script"
+    #: ``LaunchRequest.env`` reaches the instance's environment.
+    ENVIRONMENT = "environment"
+    #: ``LaunchRequest.ssh_public_key`` is installed on the instance.
+    SSH_PUBLIC_KEY = "ssh_public_key"
 
 
 class GPUOffer(_Model):
@@ -77,6 +105,9 @@ class GPUOffer(_Model):
     spot: bool = False
     available: bool = True
     currency: str = "USD"
+    price_source: str | None = Field(
+        default=None, description="Where the price comes from (the API field or document)"
+    )
 
 
 class GPUInstance(_Model):
@@ -127,6 +158,11 @@ class LaunchRequest(_Model):
         bid_price: Max USD/hour per GPU for spot capacity (providers with bidding).
         disk_gb: Boot/container disk size.
         file_systems: Names of persistent file systems to attach (Lambda).
+        startup_script: A shell script the instance runs once at boot (Lambda cloud-init
+            ``user_data``, a Paperspace startup script, RunPod's container start command).
+        env: Environment variables for the instance/container (names like ``MY_VAR``).
+        min_cuda_version: Lowest CUDA version the host driver must support (``"12.4"``);
+            where a provider can filter hosts by it. None takes the provider's default.
     """
 
     gpu_type: str
@@ -141,6 +177,20 @@ class LaunchRequest(_Model):
     bid_price: float | None = Field(default=None, gt=0)
     disk_gb: int | None = Field(default=None, gt=0)
     file_systems: list[str] = Field(default_factory=list)
+    # Scripts and environments often carry tokens: kept out of repr (and so out of logs).
+    startup_script: str | None = Field(default=None, min_length=1, max_length=1_000_000, repr=False)
+    env: dict[str, str] = Field(default_factory=dict, repr=False)
+    min_cuda_version: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(
+                    f"env name {name!r} must be letters, digits and '_' and not start with a digit"
+                )
+        return value
 
     @field_validator("gpu_type")
     @classmethod

@@ -55,22 +55,31 @@ def _serialize(value: Any) -> Any:
     return value
 
 
+def _status_error(code: int, headers: Any, body: Any) -> Exception:
+    from gql.transport.exceptions import TransportServerError
+
+    error = TransportServerError(f"HTTP {code} from the GraphQL endpoint", code)
+    # The answer's own headers (Retry-After) and JSON body (RunPod's validation messages)
+    # travel with the exception: the transport's last-response state is shared between calls.
+    error.headers = headers  # type: ignore[attr-defined]
+    error.body = body  # type: ignore[attr-defined]
+    return error
+
+
 class StatusFirst:
     """Mixin for gql's httpx transports: an HTTP error status wins over its body.
 
     gql reads a JSON body first and raises ``TransportQueryError`` when it has ``errors``,
     losing the status (a JSON 429 or 401 would look like a query error). Here any status
-    >= 400 raises ``TransportServerError`` with its code; the headers stay readable.
+    >= 400 raises ``TransportServerError`` with its code, plus ``.headers`` and ``.body`` (the
+    JSON body, or None) of that answer.
     """
 
-    response_headers: Any
-
     def _get_json_result(self, response: Any) -> Any:
-        self.response_headers = response.headers
         if response.status_code >= 400:
-            from gql.transport.exceptions import TransportServerError
-
-            raise TransportServerError(
-                f"HTTP {response.status_code} from the GraphQL endpoint", response.status_code
-            )
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            raise _status_error(response.status_code, response.headers, body)
         return super()._get_json_result(response)  # type: ignore[misc]

@@ -3,21 +3,14 @@ _generated, made by ``python -m codegen lambda`` from specs/lambda/openapi.yaml)
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._base import (
-    Answer,
-    AsyncOpenAPIProvider,
-    Endpoint,
-    Flow,
-    OpenAPIProvider,
-    ProviderCore,
-    RateLimitSpec,
-    _check_id,
-)
+from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import LAMBDA
+from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
 from ..errors import CapacityError, InvalidRequestError, ProviderError, UnsupportedFeatureError
 from ..gpus import GPUSpec
 from ..types import (
@@ -31,6 +24,7 @@ from ..types import (
 )
 from . import _mapping as M
 
+logger = logging.getLogger("gpu_providers")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
@@ -40,6 +34,7 @@ class _LambdaCore(ProviderCore):
     default_base_url = "https://cloud.lambda.ai"
     docs_url = "https://cloud.lambda.ai/api/v1/docs"
     credentials = LAMBDA
+    generated_package = "gpu_providers.lambda_cloud._generated"
     features = frozenset(
         {
             ProviderFeature.RESTART,
@@ -86,7 +81,9 @@ class _LambdaCore(ProviderCore):
     def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
         from ._generated.api.instances import list_instance_types
 
-        answer: Answer = yield Endpoint(list_instance_types, "list_instance_types")
+        answer: HTTPAnswer = yield Endpoint(
+            module=list_instance_types, operation="list_instance_types"
+        )
         return M.offers_from_types(answer.parsed.data.additional_properties.values())
 
     def _choose_offer(self, request: LaunchRequest, offers: list[GPUOffer]) -> GPUOffer:
@@ -152,14 +149,23 @@ class _LambdaCore(ProviderCore):
             body.tags = [RequestedTagEntry(key=k, value=v) for k, v in request.labels.items()]
         if request.file_systems:
             body.file_system_names = list(request.file_systems)
-        answer: Answer = yield Endpoint(
-            launch_instance, "launch", {"body": body}, kind="launch", submits_work=True
+        answer: HTTPAnswer = yield Endpoint(
+            module=launch_instance,
+            operation="launch",
+            arguments={"body": body},
+            kind="launch",
+            submits_work=True,
         )
         instance_id = answer.parsed.data.instance_ids[0]
-        fetched: Answer = yield Endpoint(
-            get_instance, "get_instance", {"id": instance_id}, pass_statuses=frozenset({404})
-        )
-        if fetched.status_code == 404:  # not visible yet: report what we launched
+        yield Created(instance_id=instance_id)
+        try:
+            fetched: HTTPAnswer = yield Endpoint(
+                module=get_instance, operation="get_instance", arguments={"id": instance_id}
+            )
+        except ProviderError as exc:
+            # The instance exists and bills whatever this read says (not visible yet, 503,
+            # rate limited): report it as pending rather than fail the launch.
+            logger.info("launch %s: reading it back failed (%s)", instance_id, exc)
             return GPUInstance(
                 provider=self.name,
                 instance_id=instance_id,
@@ -178,18 +184,20 @@ class _LambdaCore(ProviderCore):
         from ._generated.models import InstanceTerminateRequest
 
         body = InstanceTerminateRequest(instance_ids=[instance_id])
-        yield Endpoint(terminate_instance, "terminate", {"body": body})
+        yield Endpoint(module=terminate_instance, operation="terminate", arguments={"body": body})
 
     def _flow_status(self, instance_id: str) -> Flow[InstanceStatus]:
         from ._generated.api.instances import get_instance
 
-        answer: Answer = yield Endpoint(get_instance, "get_instance", {"id": instance_id})
+        answer: HTTPAnswer = yield Endpoint(
+            module=get_instance, operation="get_instance", arguments={"id": instance_id}
+        )
         return M.status_from_api(answer.parsed.data)
 
     def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
         from ._generated.api.instances import list_instances
 
-        answer: Answer = yield Endpoint(list_instances, "list_instances")
+        answer: HTTPAnswer = yield Endpoint(module=list_instances, operation="list_instances")
         instances = [M.instance_from_api(i) for i in answer.parsed.data]
         if name_prefix:
             instances = [i for i in instances if (i.name or "").startswith(name_prefix)]
@@ -199,16 +207,18 @@ class _LambdaCore(ProviderCore):
         from ._generated.api.instances import restart_instance
         from ._generated.models import InstanceRestartRequest
 
-        _check_id(self.name, instance_id)
+        check_id(self.name, instance_id)
         body = InstanceRestartRequest(instance_ids=[instance_id])
-        answer: Answer = yield Endpoint(restart_instance, "restart", {"body": body})
+        answer: HTTPAnswer = yield Endpoint(
+            module=restart_instance, operation="restart", arguments={"body": body}
+        )
         restarted = answer.parsed.data.restarted_instances
         return M.instance_from_api(restarted[0])
 
     def _flow_list_ssh_keys(self) -> Flow[list[M.SSHKey]]:
         from ._generated.api.ssh_keys import list_ssh_keys
 
-        answer: Answer = yield Endpoint(list_ssh_keys, "list_ssh_keys")
+        answer: HTTPAnswer = yield Endpoint(module=list_ssh_keys, operation="list_ssh_keys")
         return [M.SSHKey(id=k.id, name=k.name, public_key=k.public_key) for k in answer.parsed.data]
 
     def _flow_add_ssh_key(self, name: str, public_key: str) -> Flow[M.SSHKey]:
@@ -218,15 +228,17 @@ class _LambdaCore(ProviderCore):
         if not name.strip() or not public_key.strip():
             raise InvalidRequestError("name and public_key are required", provider=self.name)
         body = AddSSHKeyRequest(name=name, public_key=public_key)
-        answer: Answer = yield Endpoint(add_ssh_key, "add_ssh_key", {"body": body})
+        answer: HTTPAnswer = yield Endpoint(
+            module=add_ssh_key, operation="add_ssh_key", arguments={"body": body}
+        )
         key = answer.parsed.data
         return M.SSHKey(id=key.id, name=key.name, public_key=key.public_key)
 
     def _flow_delete_ssh_key(self, key_id: str) -> Flow[None]:
         from ._generated.api.ssh_keys import delete_ssh_key
 
-        _check_id(self.name, key_id)
-        yield Endpoint(delete_ssh_key, "delete_ssh_key", {"id": key_id})
+        check_id(self.name, key_id)
+        yield Endpoint(module=delete_ssh_key, operation="delete_ssh_key", arguments={"id": key_id})
 
 
 class LambdaProvider(_LambdaCore, OpenAPIProvider):

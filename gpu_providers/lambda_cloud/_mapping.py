@@ -45,7 +45,7 @@ STATES: dict[str, InstanceState] = {
     "unhealthy": InstanceState.RUNNING,  # running, but Lambda's health checks fail
     "terminating": InstanceState.TERMINATING,
     "terminated": InstanceState.TERMINATED,
-    "preempted": InstanceState.TERMINATED,
+    "preempted": InstanceState.PREEMPTED,  # spot capacity taken back (spec enum 1.8.3)
 }
 
 _TYPE_NAME = re.compile(r"^gpu_(\d+)x_(.+)$")

@@ -7,17 +7,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._base import (
-    Answer,
-    AsyncOpenAPIProvider,
-    Endpoint,
-    Flow,
-    OpenAPIProvider,
-    ProviderCore,
-    RateLimitSpec,
-    _check_id,
-)
+from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import PAPERSPACE
+from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
 from ..errors import (
     CapacityError,
     InvalidRequestError,
@@ -46,6 +38,7 @@ class _PaperspaceCore(ProviderCore):
     default_base_url = "https://api.paperspace.com/v1"
     docs_url = "https://docs.digitalocean.com/products/paperspace"
     credentials = PAPERSPACE
+    generated_package = "gpu_providers.paperspace._generated"
     features = frozenset(
         {
             ProviderFeature.STOP_START,
@@ -89,7 +82,9 @@ class _PaperspaceCore(ProviderCore):
             kwargs: dict[str, Any] = {"limit": 120}
             if after:
                 kwargs["after"] = after
-            answer: Answer = yield Endpoint(module, operation, kwargs)
+            answer: HTTPAnswer = yield Endpoint(
+                module=module, operation=operation, arguments=kwargs
+            )
             items.extend(answer.parsed.items)
             after = answer.parsed.next_page or None
             if not answer.parsed.has_more or not after:
@@ -113,10 +108,10 @@ class _PaperspaceCore(ProviderCore):
     def _flow_available_in(self, label: str, region: str) -> Flow[bool]:
         from ._generated.api.machine_availability import machine_availability_list
 
-        answer: Answer = yield Endpoint(
-            machine_availability_list,
-            "machine_availability",
-            {"machine_type": label, "region": region},
+        answer: HTTPAnswer = yield Endpoint(
+            module=machine_availability_list,
+            operation="machine_availability",
+            arguments={"machine_type": label, "region": region},
         )
         return bool(answer.parsed.available)
 
@@ -189,20 +184,27 @@ class _PaperspaceCore(ProviderCore):
             region=region,
             start_on_create=True,
         )
-        answer: Answer = yield Endpoint(
-            machines_create, "launch", {"body": body}, kind="launch", submits_work=True
+        answer: HTTPAnswer = yield Endpoint(
+            module=machines_create,
+            operation="launch",
+            arguments={"body": body},
+            kind="launch",
+            submits_work=True,
         )
+        yield Created(instance_id=answer.parsed.data.id)
         return M.instance_from_api(answer.parsed.data)
 
     def _flow_terminate(self, instance_id: str) -> Flow[None]:
         from ._generated.api.machine import machines_delete
 
-        yield Endpoint(machines_delete, "terminate", {"id": instance_id})
+        yield Endpoint(module=machines_delete, operation="terminate", arguments={"id": instance_id})
 
     def _flow_get(self, instance_id: str) -> Flow[Any]:
         from ._generated.api.machine import machines_get
 
-        answer: Answer = yield Endpoint(machines_get, "get_machine", {"id": instance_id})
+        answer: HTTPAnswer = yield Endpoint(
+            module=machines_get, operation="get_machine", arguments={"id": instance_id}
+        )
         return answer.parsed
 
     def _flow_status(self, instance_id: str) -> Flow[InstanceStatus]:
@@ -221,9 +223,11 @@ class _PaperspaceCore(ProviderCore):
     def _flow_power(self, instance_id: str, start: bool) -> Flow[GPUInstance]:
         from ._generated.api.machine import machines_start, machines_stop
 
-        _check_id(self.name, instance_id)
+        check_id(self.name, instance_id)
         module, operation = (machines_start, "start") if start else (machines_stop, "stop")
-        answer: Answer = yield Endpoint(module, operation, {"id": instance_id})
+        answer: HTTPAnswer = yield Endpoint(
+            module=module, operation=operation, arguments={"id": instance_id}
+        )
         return M.instance_from_api(answer.parsed.data)
 
 

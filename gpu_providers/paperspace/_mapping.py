@@ -69,8 +69,8 @@ def classify(status_code: int, body: Any, operation: str) -> ProviderError:
     cls: type[ProviderError] | None = None
     if status_code in (401, 403):
         cls = AuthenticationError
-    elif status_code == 404:
-        cls = InstanceNotFoundError
+    elif status_code == 404 and isinstance(message, str) and code is not None:
+        cls = InstanceNotFoundError  # Paperspace's own error envelope: its proof of absence
     elif status_code in (400, 409, 422) and isinstance(message, str):
         if _CAPACITY_TEXT.search(message):
             cls = CapacityError

@@ -9,19 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from .._base import (
-    AsyncProviderBase,
-    Effect,
-    Flow,
-    GraphQL,
-    ProviderCore,
-    RateLimitSpec,
-    SyncProviderBase,
-    _check_id,
-)
+from .._core import Created, Flow, NothingCreated, ProviderCore, RateLimitSpec, check_id
 from .._credentials import RUNPOD
+from .._graphql import AsyncGraphQLProvider, GraphQLCall, GraphQLProvider
 from ..errors import (
     CapacityError,
     InstanceNotFoundError,
@@ -52,6 +42,8 @@ class _RunPodCore(ProviderCore):
     default_base_url = "https://api.runpod.io/graphql"
     docs_url = "https://docs.runpod.io"
     credentials = RUNPOD
+    generated_client = "gpu_providers.runpod._generated.client:RunPodClient"
+    generated_async_client = "gpu_providers.runpod._generated.async_client:AsyncRunPodClient"
     features = frozenset(
         {
             ProviderFeature.SPOT_INSTANCES,
@@ -74,53 +66,11 @@ class _RunPodCore(ProviderCore):
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
         return spec.runpod[0] if spec.runpod else None
 
-    def _graphql_error(self, effect: Effect, exc: Exception) -> ProviderError:
-        """Classify what gql (or the generated result parsing) raised."""
-        return self._mark_submission(effect, self._classify_graphql(effect, exc))
+    def _error_from_graphql(self, errors: list[Any], operation: str) -> ProviderError:
+        return M.classify_graphql(errors, operation)
 
-    def _classify_graphql(self, effect: Effect, exc: Exception) -> ProviderError:
-        from gql.transport import exceptions as gqlx
-        from graphql import GraphQLError
-
-        from skypilot_client.retry import parse_retry_after
-
-        if isinstance(exc, gqlx.TransportQueryError):
-            errors = exc.errors if isinstance(exc.errors, list) and exc.errors else None
-            if errors is None:  # "errors" that is empty or not a list: not GraphQL
-                return self._malformed(effect, exc)
-            return M.classify_graphql(errors, effect.operation)
-        if isinstance(exc, gqlx.TransportServerError):
-            headers = getattr(self.__dict__.get("_gql_client"), "response_headers", None)
-            return M.classify_status(
-                exc.code or 500,
-                effect.operation,
-                retry_after=parse_retry_after(headers or {}),
-            )
-        if isinstance(exc, gqlx.TransportConnectionFailed) and isinstance(
-            exc.__cause__, httpx.HTTPError
-        ):
-            return self._transport_error(effect, exc.__cause__)
-        if isinstance(exc, httpx.HTTPError):
-            return self._transport_error(effect, exc)
-        if isinstance(exc, GraphQLError):
-            return InvalidRequestError(
-                f"{effect.operation}: the document does not match the schema: {exc.message}",
-                provider=self.name,
-            )
-        if isinstance(exc, gqlx.TransportConnectionFailed):
-            return self._transport_error(effect, httpx.TransportError(str(exc)))
-        # Anything else (protocol errors, answers without data, result models that do not
-        # parse) means the answer was not the GraphQL result the schema promises.
-        return self._malformed(effect, exc)
-
-    def _client_options(self) -> dict[str, Any]:
-        options = self._httpx_options()
-        return {
-            "url": options.pop("base_url"),
-            "headers": options.pop("headers"),
-            "timeout": options.pop("timeout"),
-            "transport": options.pop("transport"),
-        }
+    def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
+        return M.classify_status(status_code, body, operation)
 
     # -- flows ----------------------------------------------------------------------------
 
@@ -128,10 +78,10 @@ class _RunPodCore(ProviderCore):
         from ._generated.input_types import GpuLowestPriceInput
 
         count = filters.min_gpu_count
-        result = yield GraphQL(
-            "gpu_types",
-            "list_gpu_types",
-            {"lowest_price_input": GpuLowestPriceInput(gpuCount=count)},
+        result = yield GraphQLCall(
+            method="gpu_types",
+            operation="list_gpu_types",
+            variables={"lowest_price_input": GpuLowestPriceInput(gpuCount=count)},
         )
         return M.offers_from_gpu_types(result.gpu_types or [], count)
 
@@ -180,27 +130,39 @@ class _RunPodCore(ProviderCore):
                     )
                 bid = bids[0]
             spot_input = PodRentInterruptableInput(bidPerGpu=bid, **fields)
-            result = yield GraphQL(
-                "pod_rent_interruptable", "launch", {"input": spot_input}, "launch", True
+            result = yield GraphQLCall(
+                method="pod_rent_interruptable",
+                operation="launch",
+                variables={"input": spot_input},
+                kind="launch",
+                submits_work=True,
             )
             pod = result.pod_rent_interruptable
         else:
             on_demand = PodFindAndDeployOnDemandInput(**fields)
-            result = yield GraphQL(
-                "pod_find_and_deploy_on_demand", "launch", {"input": on_demand}, "launch", True
+            result = yield GraphQLCall(
+                method="pod_find_and_deploy_on_demand",
+                operation="launch",
+                variables={"input": on_demand},
+                kind="launch",
+                submits_work=True,
             )
             pod = result.pod_find_and_deploy_on_demand
-        if pod is None:
+        if pod is None:  # RunPod's answer when no machine fits: nothing was created
+            yield NothingCreated()
             raise CapacityError(
                 f"RunPod found no machine for {request.gpu_count}x {request.gpu_type}",
                 provider=self.name,
             )
+        yield Created(instance_id=pod.id)
         return M.instance_from_api(pod)
 
     def _flow_pod(self, instance_id: str) -> Flow[Any]:
         from ._generated.input_types import PodFilter
 
-        result = yield GraphQL("get_pod", "get_pod", {"input": PodFilter(podId=instance_id)})
+        result = yield GraphQLCall(
+            method="get_pod", operation="get_pod", variables={"input": PodFilter(podId=instance_id)}
+        )
         if result.pod is None:
             raise InstanceNotFoundError(f"pod {instance_id!r} not found", provider=self.name)
         return result.pod
@@ -210,7 +172,7 @@ class _RunPodCore(ProviderCore):
         return M.status_from_api(pod)
 
     def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
-        result = yield GraphQL("my_pods", "list_pods")
+        result = yield GraphQLCall(method="my_pods", operation="list_pods")
         if result.myself is None:
             raise UnexpectedResponseError("myself is null", provider=self.name)
         pods = [M.instance_from_api(p) for p in result.myself.pods or [] if p is not None]
@@ -221,50 +183,37 @@ class _RunPodCore(ProviderCore):
     def _flow_terminate(self, instance_id: str) -> Flow[None]:
         from ._generated.input_types import PodTerminateInput
 
-        yield GraphQL("pod_terminate", "terminate", {"input": PodTerminateInput(podId=instance_id)})
+        yield GraphQLCall(
+            method="pod_terminate",
+            operation="terminate",
+            variables={"input": PodTerminateInput(podId=instance_id)},
+        )
 
     def _flow_stop(self, instance_id: str) -> Flow[InstanceStatus]:
         from ._generated.input_types import PodStopInput
 
-        _check_id(self.name, instance_id)
-        yield GraphQL("pod_stop", "stop", {"input": PodStopInput(podId=instance_id)})
+        check_id(self.name, instance_id)
+        yield GraphQLCall(
+            method="pod_stop",
+            operation="stop",
+            variables={"input": PodStopInput(podId=instance_id)},
+        )
         status = yield from self._flow_status(instance_id)
         return status
 
     def _flow_resume(self, instance_id: str) -> Flow[InstanceStatus]:
         from ._generated.input_types import PodResumeInput
 
-        _check_id(self.name, instance_id)
+        check_id(self.name, instance_id)
         pod = yield from self._flow_pod(instance_id)
         resume = PodResumeInput(podId=instance_id, gpuCount=pod.gpu_count or 1)
-        yield GraphQL("pod_resume", "resume", {"input": resume})
+        yield GraphQLCall(method="pod_resume", operation="resume", variables={"input": resume})
         status = yield from self._flow_status(instance_id)
         return status
 
 
-class RunPodProvider(_RunPodCore, SyncProviderBase):
+class RunPodProvider(_RunPodCore, GraphQLProvider):
     """RunPod, blocking. Create with ``create_provider("runpod", api_key=...)``."""
-
-    @property
-    def _gql(self) -> Any:
-        client = self.__dict__.get("_gql_client")
-        if client is None:
-            from ._generated.client import RunPodClient
-
-            client = self.__dict__["_gql_client"] = RunPodClient(**self._client_options())
-        return client
-
-    def _invoke(self, effect: Effect) -> Any:
-        assert isinstance(effect, GraphQL)
-        try:
-            return getattr(self._gql, effect.document)(**effect.variables)
-        except Exception as exc:
-            raise self._graphql_error(effect, exc) from exc
-
-    def _close_wire(self) -> None:
-        client = self.__dict__.pop("_gql_client", None)
-        if client is not None:
-            client.close()
 
     def stop_instance(self, instance_id: str) -> InstanceStatus:
         """Stop a pod (its volume is kept)."""
@@ -275,29 +224,8 @@ class RunPodProvider(_RunPodCore, SyncProviderBase):
         return self._run(self._flow_resume(instance_id))
 
 
-class AsyncRunPodProvider(_RunPodCore, AsyncProviderBase):
+class AsyncRunPodProvider(_RunPodCore, AsyncGraphQLProvider):
     """RunPod, async. Create with ``create_async_provider("runpod", api_key=...)``."""
-
-    @property
-    def _gql(self) -> Any:
-        client = self.__dict__.get("_gql_client")
-        if client is None:
-            from ._generated.async_client import AsyncRunPodClient
-
-            client = self.__dict__["_gql_client"] = AsyncRunPodClient(**self._client_options())
-        return client
-
-    async def _invoke(self, effect: Effect) -> Any:
-        assert isinstance(effect, GraphQL)
-        try:
-            return await getattr(self._gql, effect.document)(**effect.variables)
-        except Exception as exc:
-            raise self._graphql_error(effect, exc) from exc
-
-    async def _aclose_wire(self) -> None:
-        client = self.__dict__.pop("_gql_client", None)
-        if client is not None:
-            await client.close()
 
     async def stop_instance(self, instance_id: str) -> InstanceStatus:
         """Stop a pod (its volume is kept)."""

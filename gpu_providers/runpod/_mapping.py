@@ -12,6 +12,7 @@ from ..errors import (
     InstanceNotFoundError,
     InvalidRequestError,
     ProviderError,
+    ProviderServerError,
     QuotaExceededError,
     RateLimitError,
     error_for_status,
@@ -24,15 +25,27 @@ PROVIDER = "runpod"
 _BY_ID: dict[str, GPUSpec] = {gpu_id: spec for spec in GPU_TABLE for gpu_id in spec.runpod}
 
 # RunPod's GraphQL errors carry a message and sometimes extensions.code; no codes are
-# documented for capacity, so these known messages (FACTS.md) are matched.
+# documented for capacity, so these known messages (FACTS.md, runpod-python, runpodctl,
+# dstack, SkyPilot) are matched. A message matched nowhere is a server error, never "your
+# request was bad": retried for reads, maybe-submitted for launches.
 _NOT_FOUND = re.compile(r"pod not found|not found to terminate|could not find pod", re.I)
 _CAPACITY = re.compile(
     r"does not have the resources|no longer any instances available|insufficient resources|"
-    r"no (gpus?|instances?|machines?) available",
+    r"no (gpus?|instances?|machines?) (currently )?available|"
+    r"not enough free gpus on the host machine",
     re.I,
 )
 _AUTH = re.compile(r"unauthori[sz]ed|api key|authentication", re.I)
 _QUOTA = re.compile(r"balance|quota|spend limit|insufficient funds", re.I)
+_THROTTLED = re.compile(r"rate limit|too many requests|throttl", re.I)
+_INTERNAL = re.compile(r"something went wrong|internal server error", re.I)
+_INVALID = re.compile(
+    r"cannot query field|unknown argument|got invalid value|was not provided|"
+    r"expected type|syntax error|is not defined by type",
+    re.I,
+)
+_INVALID_CODES = frozenset({"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "GRAPHQL_PARSE_FAILED"})
+_THROTTLED_CODES = frozenset({"TOO_MANY_REQUESTS", "RATE_LIMITED", "THROTTLED"})
 
 
 def canonical_of(gpu_type_id: str | None) -> GPUSpec | None:
@@ -47,33 +60,37 @@ def classify_graphql(errors: list[Any], operation: str) -> ProviderError:
     extensions = first.get("extensions")
     code = extensions.get("code") if isinstance(extensions, dict) else None
     code = str(code) if code is not None else None
+    upper = (code or "").upper()
     text = f"{operation}: {message}"
     cls: type[ProviderError]
     if _NOT_FOUND.search(message) or (code or "").lower().endswith("not found"):
         cls = InstanceNotFoundError
     elif _CAPACITY.search(message):
         cls = CapacityError
-    elif code in ("UNAUTHENTICATED", "FORBIDDEN") or _AUTH.search(message):
+    elif upper in ("UNAUTHENTICATED", "FORBIDDEN") or _AUTH.search(message):
         cls = AuthenticationError
     elif _QUOTA.search(message):
         cls = QuotaExceededError
-    elif code in ("GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "GRAPHQL_PARSE_FAILED"):
+    elif upper in _THROTTLED_CODES or _THROTTLED.search(message):
+        cls = RateLimitError
+    elif upper == "INTERNAL_SERVER_ERROR" or _INTERNAL.search(message):
+        cls = ProviderServerError
+    elif upper in _INVALID_CODES or _INVALID.search(message):
         cls = InvalidRequestError
     else:
-        cls = InvalidRequestError
+        cls = ProviderServerError  # unknown: assume the provider's side, never "bad request"
     return cls(text, provider=PROVIDER, code=code, body=errors)
 
 
-def classify_status(
-    status_code: int, operation: str, *, retry_after: float | None = None
-) -> ProviderError:
-    """The error for a non-2xx HTTP answer of the GraphQL endpoint."""
-    text = f"{operation}: HTTP {status_code}"
-    kwargs: dict[str, Any] = {
-        "provider": PROVIDER,
-        "status_code": status_code,
-        "retry_after": retry_after,
-    }
+def classify_status(status_code: int, body: Any, operation: str) -> ProviderError:
+    """The error for a non-2xx HTTP answer of the GraphQL endpoint (its JSON body kept:
+    RunPod explains variable-validation failures in a GraphQL ``errors`` list with 400)."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    detail = None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        detail = errors[0].get("message")
+    text = f"{operation}: HTTP {status_code}" + (f": {detail}" if detail else "")
+    kwargs: dict[str, Any] = {"provider": PROVIDER, "status_code": status_code, "body": body}
     if status_code in (401, 403):
         return AuthenticationError(text, **kwargs)
     if status_code == 429:
@@ -83,7 +100,13 @@ def classify_status(
         return ProviderError(
             f"{text}: the GraphQL endpoint is not there (retired or moved?)", **kwargs
         )
-    return error_for_status(status_code, text, provider=PROVIDER, retry_after=retry_after)
+    if status_code == 400 and isinstance(errors, list) and errors:
+        error = classify_graphql(errors, operation)
+        if isinstance(error, ProviderServerError):  # unknown, but HTTP says it was ours
+            error = InvalidRequestError(error.message, provider=PROVIDER, body=body)
+        error.status_code = status_code
+        return error
+    return error_for_status(status_code, text, provider=PROVIDER, body=body)
 
 
 def offers_from_gpu_types(gpu_types: Iterable[Any], gpu_count: int) -> list[GPUOffer]:

@@ -206,9 +206,7 @@ def test_lambda_launch_attaches_file_systems() -> None:
     from tests.providers.lambda_cloud import documented
 
     account = documented.DocumentedLambda()
-    client = create_provider(
-        "lambda", api_key="k", transport=documented.transport(account), _sleep=lambda _: None
-    )
+    client = create_provider("lambda", api_key="k", transport=documented.transport(account))
     request = LaunchRequest(
         gpu_type="H100", ssh_key_names=[documented.SSH_KEY_NAME], file_systems=["datasets"]
     )

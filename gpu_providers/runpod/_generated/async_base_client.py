@@ -75,11 +75,6 @@ class AsyncGQLBaseClient:
             self._session = None
             await self._gql.close_async()
 
-    @property
-    def response_headers(self) -> httpx.Headers | None:
-        """Headers of the last HTTP response (request ids, rate-limit headers)."""
-        return self._transport.response_headers
-
     async def _connected(self) -> AsyncClientSession:
         if self._session is None:
             if self._connect_lock is None:

@@ -15,7 +15,8 @@ Errors are gql's, unchanged, for the adapter to classify:
 
 - ``gql.transport.exceptions.TransportQueryError``: the answer had ``errors`` (RunPod answers
   HTTP 200 for most of them); ``.errors`` holds the list, ``.data`` any partial data.
-- ``gql.transport.exceptions.TransportServerError``: HTTP status >= 400 (``.code``).
+- ``gql.transport.exceptions.TransportServerError``: HTTP status >= 400 (``.code``, and that
+  answer's ``.headers`` and JSON ``.body``).
 - ``gql.transport.exceptions.TransportProtocolError``: the body was not a GraphQL answer.
 - ``gql.transport.exceptions.TransportConnectionFailed``: the request failed in httpx; the
   httpx exception (timeout, connect error, ...) is its ``__cause__``.
@@ -24,6 +25,7 @@ Errors are gql's, unchanged, for the adapter to classify:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
@@ -70,6 +72,7 @@ class GQLBaseClient:
         )
         self._gql = Client(schema=runpod_schema(), transport=self._transport)
         self._session: SyncClientSession | None = None
+        self._connect_lock = threading.Lock()  # two threads must not connect twice
 
     def __enter__(self) -> GQLBaseClient:
         return self
@@ -88,11 +91,6 @@ class GQLBaseClient:
             self._session = None
             self._gql.close_sync()
 
-    @property
-    def response_headers(self) -> httpx.Headers | None:
-        """Headers of the last HTTP response (request ids, rate-limit headers)."""
-        return self._transport.response_headers
-
     def execute(
         self,
         query: str,
@@ -106,7 +104,9 @@ class GQLBaseClient:
         ``httpx.Client.post``, e.g. per-call headers or timeout).
         """
         if self._session is None:
-            self._session = self._gql.connect_sync()
+            with self._connect_lock:
+                if self._session is None:
+                    self._session = self._gql.connect_sync()
         request = GraphQLRequest(
             parse_document(query),
             variable_values=serialize_variables(variables),

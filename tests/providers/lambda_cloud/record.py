@@ -56,9 +56,7 @@ def _client(scenario: Scenario, *, live: bool, api_key: str | None) -> Any:
         key = D.REVOKED_KEY if scenario.api_key == D.REVOKED_KEY else api_key
         return create_provider("lambda", api_key=key)
     transport = httpx.MockTransport(scenario.responder())
-    return create_provider(
-        "lambda", api_key=scenario.api_key, transport=transport, _sleep=_no_sleep
-    )
+    return create_provider("lambda", api_key=scenario.api_key, transport=transport)
 
 
 def record_one(

@@ -25,6 +25,7 @@ from tests.providers.cassettes import (
     load_interactions,
     provider_vcr,
 )
+from tests.providers.timekeeping import attach
 
 from . import documented as D
 from .record import DIRECTORY, is_documented, main, provenance_text
@@ -55,9 +56,7 @@ def replay_sync(scenario: Scenario) -> tuple[list[Outcome], list[float]]:
     clock = FakeClock()
     with (
         provider_vcr("lambda", "none").use_cassette(f"{scenario.name}.yaml") as cassette,
-        create_provider(
-            "lambda", api_key=scenario.api_key, clock=clock, _sleep=clock.sleep
-        ) as client,
+        attach(create_provider("lambda", api_key=scenario.api_key), clock, clock.sleep) as client,
     ):
         outcomes = run_sync(client, scenario)
     assert cassette.all_played, "the sync client made fewer calls than were recorded"
@@ -67,8 +66,8 @@ def replay_sync(scenario: Scenario) -> tuple[list[Outcome], list[float]]:
 async def replay_async(scenario: Scenario) -> tuple[list[Outcome], list[float]]:
     clock = FakeClock()
     with provider_vcr("lambda", "none").use_cassette(f"{scenario.name}.yaml") as cassette:
-        async with create_async_provider(
-            "lambda", api_key=scenario.api_key, clock=clock, _sleep=clock.asleep
+        async with attach(
+            create_async_provider("lambda", api_key=scenario.api_key), clock, clock.asleep
         ) as client:
             outcomes = await run_async(client, scenario)
     assert cassette.all_played, "the async client made fewer calls than were recorded"
@@ -384,12 +383,12 @@ def test_documented_cassette_equals_a_fresh_run(name: str) -> None:
         pytest.skip(f"{name}.yaml was re-recorded live")
     scenario = SCENARIOS[name]
     clock = FakeClock()
-    with create_provider(
-        "lambda",
-        api_key=scenario.api_key,
-        transport=D.transport(scenario.responder()),
-        clock=clock,
-        _sleep=clock.sleep,
+    with attach(
+        create_provider(
+            "lambda", api_key=scenario.api_key, transport=D.transport(scenario.responder())
+        ),
+        clock,
+        clock.sleep,
     ) as client:
         fresh = run_sync(client, scenario)
     assert replay_sync(scenario)[0] == fresh, "the documented responder changed: re-record"

@@ -333,9 +333,7 @@ def test_the_checker_rejects_what_the_vendor_rejects() -> None:
 
 def _requests_of(*calls: Callable[[Any], Any]) -> list[httpx.Request]:
     account = D.DocumentedLambda()
-    with create_provider(
-        "lambda", api_key=RECORDING_KEY, transport=D.transport(account), _sleep=lambda s: None
-    ) as client:
+    with create_provider("lambda", api_key=RECORDING_KEY, transport=D.transport(account)) as client:
         for call in calls:
             call(client)
     return account.requests
@@ -361,7 +359,6 @@ def test_every_scenario_request_matches_the_vendor_spec() -> None:
             "lambda",
             api_key=scenario.api_key,
             transport=D.transport(account),
-            _sleep=lambda s: None,
         ) as client:
             run_sync(client, scenario)
         requests += account.requests

@@ -17,6 +17,7 @@ import pydantic
 import pytest
 
 from gpu_providers import GPUFilters, LaunchRequest, create_async_provider, create_provider
+from gpu_providers._core import BreakerSpec
 from gpu_providers.errors import (
     AuthenticationError,
     BillingError,
@@ -35,6 +36,7 @@ from gpu_providers.errors import (
 from gpu_providers.lambda_cloud import _mapping as M
 from gpu_providers.lambda_cloud._generated.models import Instance, InstanceTypes
 from gpu_providers.types import InstanceState, ProviderFeature
+from tests.providers.timekeeping import attach
 
 from . import documented as D
 from .reference import vendor_error_codes
@@ -71,7 +73,8 @@ CLASSIFICATION: list[tuple[int, str, str, type[ProviderError]]] = [
     (400, "global/something-new", "launch", InvalidRequestError),
     (401, "global/something-new", "launch", AuthenticationError),
     (403, "global/something-new", "launch", AuthenticationError),
-    (404, "global/something-new", "get_instance", InstanceNotFoundError),
+    # Only the documented not-found code proves absence; an unknown code with 404 does not.
+    (404, "global/something-new", "get_instance", UnexpectedResponseError),
     (429, "global/something-new", "list_instances", RateLimitError),
     (500, "global/something-new", "list_instances", ProviderServerError),
     (502, "global/something-new", "list_instances", ProviderServerError),
@@ -106,7 +109,7 @@ def test_every_documented_error_code_is_in_the_table() -> None:
     [
         (500, None, ProviderServerError),
         (502, "<html>Bad gateway</html>", ProviderServerError),
-        (404, {"error": "not an object"}, InstanceNotFoundError),
+        (404, {"error": "not an object"}, UnexpectedResponseError),  # no proof of absence
         (400, {"error": {"code": 5, "message": None}}, InvalidRequestError),
         (401, {"unexpected": True}, AuthenticationError),
         (429, [], RateLimitError),
@@ -170,7 +173,7 @@ STATES = [
     ("unhealthy", InstanceState.RUNNING),
     ("terminating", InstanceState.TERMINATING),
     ("terminated", InstanceState.TERMINATED),
-    ("preempted", InstanceState.TERMINATED),
+    ("preempted", InstanceState.PREEMPTED),
     ("hibernating", InstanceState.UNKNOWN),  # a status added after 1.8.3 is tolerated
 ]
 
@@ -277,19 +280,26 @@ class FakeClock:
 class Driver:
     """One Lambda client (sync or async) over a handler, with a fake clock."""
 
-    def __init__(self, mode: str, handler: Handler, **options: Any) -> None:
+    def __init__(
+        self,
+        mode: str,
+        handler: Handler,
+        *,
+        failure_threshold: int = 5,
+        recovery_timeout: float = 30.0,
+        **options: Any,
+    ) -> None:
         self.mode = mode
         self.clock = FakeClock()
         options.setdefault("api_key", KEY)
         transport = httpx.MockTransport(handler)
+        breaker = BreakerSpec(failure_threshold, recovery_timeout)
         if mode == "sync":
-            self.client: Any = create_provider(
-                "lambda", transport=transport, clock=self.clock, _sleep=self.clock.sleep, **options
-            )
+            client: Any = create_provider("lambda", transport=transport, **options)
+            self.client: Any = attach(client, self.clock, self.clock.sleep, breaker)
         else:
-            self.client = create_async_provider(
-                "lambda", transport=transport, clock=self.clock, _sleep=self.clock.asleep, **options
-            )
+            client = create_async_provider("lambda", transport=transport, **options)
+            self.client = attach(client, self.clock, self.clock.asleep, breaker)
 
     async def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
         result = getattr(self.client, method)(*args, **kwargs)

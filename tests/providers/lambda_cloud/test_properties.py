@@ -26,6 +26,7 @@ from gpu_providers import create_async_provider, create_provider
 from gpu_providers.errors import ProviderError
 from gpu_providers.lambda_cloud._mapping import SSHKey
 from gpu_providers.types import GPUInstance, GPUOffer, InstanceStatus
+from tests.providers.timekeeping import isolated
 
 from . import documented as D
 
@@ -131,14 +132,13 @@ def _outcome(endpoint: ReadEndpoint, call: Callable[[], Any]) -> str:
 def check(endpoint: ReadEndpoint, content: bytes, status: int = 200) -> str:
     """Serve ``content`` to the sync and the async client; both must end the same way."""
     options: dict[str, Any] = {"api_key": "k", "max_retries": 0}
-    with create_provider(
-        "lambda", transport=_serve(status, content), _sleep=_no_sleep, **options
-    ) as client:
+    client = isolated(create_provider("lambda", transport=_serve(status, content), **options))
+    with client:
         sync = _outcome(endpoint, lambda: getattr(client, endpoint.method)(*endpoint.args))
 
     async def run_async() -> Any:
-        async with create_async_provider(
-            "lambda", transport=_serve(status, content), _sleep=_no_asleep, **options
+        async with isolated(
+            create_async_provider("lambda", transport=_serve(status, content), **options)
         ) as aclient:
             return await getattr(aclient, endpoint.method)(*endpoint.args)
 

@@ -5,7 +5,7 @@
   sync and the async client, so a scenario is also a sync/async parity check; a script may
   use an earlier result (the id of the machine it just launched, every listed instance).
 * ``FakeTime``: an injected clock and sleep (sync and async) that never really sleeps and
-  records every wait, for the clients' ``clock=`` and ``_sleep=`` options.
+  records every wait (attached to a client with ``attach_sync``/``attach_async``).
 * cassette helpers over the shared ``tests/providers/cassettes.py`` (the vcrpy configuration
   of every provider's recorder and replay tests, and the secret scanner).
 """
@@ -19,10 +19,11 @@ import sys
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gpu_providers.errors import ProviderError
 from tests.providers.cassettes import CASSETTES, ROOT, load_interactions
+from tests.providers.timekeeping import attach
 
 __all__ = ["CASSETTES", "ROOT"]
 
@@ -30,6 +31,7 @@ __all__ = ["CASSETTES", "ROOT"]
 REFERENCE = ROOT.parent / "shared" / "reference"
 
 Outcome = dict[str, Any]
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -68,13 +70,13 @@ class FakeTime:
     async def async_sleep(self, seconds: float) -> None:
         self.sleep(seconds)
 
-    def sync_options(self) -> dict[str, Any]:
-        """Client options for a sync client."""
-        return {"clock": self.clock, "_sleep": self.sleep}
+    def attach_sync(self, client: C) -> C:
+        """Run a sync client on this time."""
+        return attach(client, self.clock, self.sleep)
 
-    def async_options(self) -> dict[str, Any]:
-        """Client options for an async client."""
-        return {"clock": self.clock, "_sleep": self.async_sleep}
+    def attach_async(self, client: C) -> C:
+        """Run an async client on this time."""
+        return attach(client, self.clock, self.async_sleep)
 
 
 def jsonable(value: Any) -> Any:
@@ -161,11 +163,11 @@ def drive(
     time = time or FakeTime()
     sync_class, async_class = classes
     if kind == "sync":
-        with sync_class(**options, **time.sync_options()) as client:
+        with time.attach_sync(sync_class(**options)) as client:
             return getattr(client, method)(*args)
 
     async def run() -> Any:
-        async with async_class(**options, **time.async_options()) as client:
+        async with time.attach_async(async_class(**options)) as client:
             return await getattr(client, method)(*args)
 
     return asyncio.run(run())
@@ -222,7 +224,6 @@ class Recorder:
         path.unlink(missing_ok=True)
         options: dict[str, Any] = dict(scenario.options)
         if live_key is None:
-            options.update(FakeTime().sync_options())
             options["transport"] = scenario.responder().transport()
             api_key = scenario.api_key
         else:

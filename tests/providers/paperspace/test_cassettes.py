@@ -49,8 +49,8 @@ def replay_sync(name: str) -> tuple[list[Outcome], list[float]]:
     random.seed(name)  # the backoff jitter: the same draws for both clients
     with (
         provider_vcr("paperspace", "none").use_cassette(f"{name}.yaml") as cassette,
-        PaperspaceProvider(
-            api_key=scenario.api_key, **scenario.options, **time.sync_options()
+        time.attach_sync(
+            PaperspaceProvider(api_key=scenario.api_key, **scenario.options)
         ) as client,
     ):
         outcomes = run_sync(client, scenario.script)
@@ -63,8 +63,8 @@ async def replay_async(name: str) -> tuple[list[Outcome], list[float]]:
     time = FakeTime()
     random.seed(name)  # the backoff jitter: the same draws for both clients
     with provider_vcr("paperspace", "none").use_cassette(f"{name}.yaml") as cassette:
-        async with AsyncPaperspaceProvider(
-            api_key=scenario.api_key, **scenario.options, **time.async_options()
+        async with time.attach_async(
+            AsyncPaperspaceProvider(api_key=scenario.api_key, **scenario.options)
         ) as client:
             outcomes = await run_async(client, scenario.script)
     assert cassette.all_played, "the async client made fewer requests than were recorded"

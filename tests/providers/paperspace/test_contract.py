@@ -32,7 +32,7 @@ from gpu_providers.paperspace import AsyncPaperspaceProvider, PaperspaceProvider
 from gpu_providers.paperspace import _mapping as M
 
 from ..cassettes import body_text
-from .harness import CASSETTES, REFERENCE, FakeTime, iter_exchanges, run_async, run_sync
+from .harness import CASSETTES, REFERENCE, iter_exchanges, run_async, run_sync
 from .scenarios import SCENARIOS, Scenario
 
 VENDOR_SPEC = REFERENCE / "paperspace" / "openapi.json"
@@ -235,7 +235,7 @@ def cassette_exchanges() -> list[Exchange]:
 
 
 async def _run_async(scenario: Scenario, options: dict[str, Any]) -> None:
-    async with AsyncPaperspaceProvider(**options, **FakeTime().async_options()) as client:
+    async with AsyncPaperspaceProvider(**options) as client:
         await run_async(client, scenario.script)
 
 
@@ -251,7 +251,7 @@ def client_exchanges() -> list[Exchange]:
                 **scenario.options,
             }
             if kind == "sync":
-                with PaperspaceProvider(**options, **FakeTime().sync_options()) as client:
+                with PaperspaceProvider(**options) as client:
                     run_sync(client, scenario.script)
             else:
                 asyncio.run(_run_async(scenario, options))

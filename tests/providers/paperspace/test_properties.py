@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from gpu_providers import GPUFilters, GPUInstance, GPUOffer, InstanceStatus, LaunchRequest
 from gpu_providers.errors import ProviderError, ProviderServerError, UnexpectedResponseError
 from gpu_providers.paperspace import PaperspaceProvider
+from tests.providers.timekeeping import isolated
 
 from . import documented as D
-from .harness import FakeTime
 
 KEY = "SENTINEL-paperspace-property-key-0b3a"
 SETTINGS = settings(
@@ -111,11 +111,8 @@ def outcome(name: str, body: bytes, status: int = 200) -> Any:
             return httpx.Response(status, content=body, headers=headers)
         return httpx.Response(200, json=LAST_PAGE)  # a fuzzed page asked for more: end it
 
-    client = PaperspaceProvider(
-        api_key=KEY,
-        transport=httpx.MockTransport(answer),
-        max_retries=0,
-        **FakeTime().sync_options(),
+    client = isolated(
+        PaperspaceProvider(api_key=KEY, transport=httpx.MockTransport(answer), max_retries=0)
     )
     error: ProviderError | None = None
     with client:
@@ -124,8 +121,12 @@ def outcome(name: str, body: bytes, status: int = 200) -> Any:
         except ProviderError as exc:
             error = exc
     if error is not None:
-        if operation.submits and isinstance(error, (UnexpectedResponseError, ProviderServerError)):
+        refused = error.status_code is not None and 400 <= error.status_code < 500
+        unreadable = isinstance(error, (UnexpectedResponseError, ProviderServerError))
+        if operation.submits and unreadable and not refused:
             assert error.maybe_submitted, "a launch answer we cannot read may have created it"
+        if operation.submits and refused:
+            assert not error.maybe_submitted, "a 4xx is the provider's refusal"
         assert KEY not in str(error)
         return error
     assert isinstance(result, operation.result), result

@@ -48,7 +48,7 @@ def replay_sync(name: str) -> tuple[list[Outcome], list[float]]:
     random.seed(name)  # the backoff jitter: the same draws for both clients
     with (
         provider_vcr("runpod", "none").use_cassette(f"{name}.yaml") as cassette,
-        RunPodProvider(api_key=scenario.api_key, **scenario.options, **time.sync_options()) as c,
+        time.attach_sync(RunPodProvider(api_key=scenario.api_key, **scenario.options)) as c,
     ):
         outcomes = run_sync(c, scenario.script)
     assert cassette.all_played, "the sync client made fewer requests than were recorded"
@@ -60,8 +60,8 @@ async def replay_async(name: str) -> tuple[list[Outcome], list[float]]:
     time = FakeTime()
     random.seed(name)
     with provider_vcr("runpod", "none").use_cassette(f"{name}.yaml") as cassette:
-        async with AsyncRunPodProvider(
-            api_key=scenario.api_key, **scenario.options, **time.async_options()
+        async with time.attach_async(
+            AsyncRunPodProvider(api_key=scenario.api_key, **scenario.options)
         ) as client:
             outcomes = await run_async(client, scenario.script)
     assert cassette.all_played, "the async client made fewer requests than were recorded"

@@ -116,9 +116,25 @@ RESOURCES = (
             InvalidRequestError,
         ),
         ([{"message": "Variable $input got invalid value"}], InvalidRequestError),
-        ([], InvalidRequestError),
-        (["not an object"], InvalidRequestError),
-        ([{"message": None}], InvalidRequestError),
+        # RunPod's own internal error and throttling, matched explicitly.
+        (
+            [{"message": "Something went wrong", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}],
+            ProviderServerError,
+        ),
+        ([{"message": "Something went wrong. Please try again later."}], ProviderServerError),
+        ([{"message": "Too many requests, please slow down"}], RateLimitError),
+        ([{"message": "x", "extensions": {"code": "TOO_MANY_REQUESTS"}}], RateLimitError),
+        # Capacity, as RunPod words it for on-demand and spot pods.
+        ([{"message": "There are no instances currently available"}], CapacityError),
+        (
+            [{"message": "There are not enough free GPUs on the host machine to start this pod."}],
+            CapacityError,
+        ),
+        # Unknown errors are the provider's side: retried for reads, maybe-submitted launches.
+        ([{"message": "Unexpected upstream condition 17"}], ProviderServerError),
+        ([], ProviderServerError),
+        (["not an object"], ProviderServerError),
+        ([{"message": None}], ProviderServerError),
     ],
 )
 def test_graphql_error_table(errors: list[Any], expected: type[ProviderError]) -> None:
@@ -149,9 +165,17 @@ def test_graphql_error_table(errors: list[Any], expected: type[ProviderError]) -
     ],
 )
 def test_http_status_table(status: int, expected: type[ProviderError]) -> None:
-    error = M.classify_status(status, "get_pod")
+    error = M.classify_status(status, None, "get_pod")
     assert type(error) is expected
     assert error.status_code == status
+
+
+def test_a_400_keeps_runpods_validation_message() -> None:
+    body = {"errors": [{"message": 'Variable "$input" got invalid value -1 at "input.gpuCount"'}]}
+    error = M.classify_status(400, body, "launch")
+    assert type(error) is InvalidRequestError
+    assert 'got invalid value -1 at "input.gpuCount"' in error.message
+    assert error.status_code == 400
 
 
 BUG_404 = (
@@ -616,7 +640,6 @@ def _all_requests() -> list[tuple[str, httpx.Request, dict[str, Any]]]:
             api_key=KEY if scenario.api_key != D.REVOKED_KEY else scenario.api_key,
             transport=responder.transport(),
             **scenario.options,
-            **FakeTime().sync_options(),
         ) as client:
             run_sync(client, scenario.script)
         found += [
