@@ -7,7 +7,7 @@ from dataclasses import dataclass
 __all__ = ["GPU_TABLE", "GPUSpec", "canonical_gpu_name", "known_gpu_names"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GPUSpec:
     """A canonical GPU and what each provider calls it.
 
@@ -29,45 +29,88 @@ class GPUSpec:
 
 
 GPU_TABLE: tuple[GPUSpec, ...] = (
-    GPUSpec("B200", 180, "b200", ("NVIDIA B200",)),
-    GPUSpec("H200", 141, None, ("NVIDIA H200",), None, ("H200-SXM",)),
-    GPUSpec("GH200", 96, "gh200"),
+    GPUSpec(name="B200", memory_gb=180, lambda_cloud="b200", runpod=("NVIDIA B200",)),
+    GPUSpec(name="H200", memory_gb=141, runpod=("NVIDIA H200",), aliases=("H200-SXM",)),
+    GPUSpec(name="GH200", memory_gb=96, lambda_cloud="gh200"),
     GPUSpec(
-        "H100",
-        80,
-        "h100",
-        ("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H100 NVL"),
-        "H100",
-        ("H100-80GB", "H100-SXM", "H100-PCIE"),
+        name="H100",
+        memory_gb=80,
+        lambda_cloud="h100",
+        runpod=("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H100 NVL"),
+        paperspace="H100",
+        aliases=("H100-80GB", "H100-SXM", "H100-PCIE"),
     ),
     GPUSpec(
-        "A100-80GB",
-        80,
-        "a100_80gb",
-        ("NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe"),
-        "A100-80G",
-        ("A100-80G",),
+        name="A100-80GB",
+        memory_gb=80,
+        lambda_cloud="a100_80gb",
+        runpod=("NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB PCIe"),
+        paperspace="A100-80G",
+        aliases=("A100-80G",),
     ),
-    GPUSpec("A100", 40, "a100", ("NVIDIA A100-SXM4-40GB",), "A100", ("A100-40GB",)),
-    GPUSpec("L40S", 48, None, ("NVIDIA L40S",)),
-    GPUSpec("L40", 48, None, ("NVIDIA L40",)),
-    GPUSpec("L4", 24, None, ("NVIDIA L4",)),
-    GPUSpec("A40", 48, None, ("NVIDIA A40",)),
-    GPUSpec("A10G", 24, None, ()),
-    GPUSpec("A10", 24, "a10", ()),
-    GPUSpec("A6000", 48, "a6000", ("NVIDIA RTX A6000",), "A6000", ("RTXA6000",)),
-    GPUSpec("A5000", 24, None, ("NVIDIA RTX A5000",), "A5000", ("RTXA5000",)),
-    GPUSpec("A4000", 16, None, ("NVIDIA RTX A4000",), "A4000", ("RTXA4000",)),
-    GPUSpec("RTX6000-Ada", 48, None, ("NVIDIA RTX 6000 Ada Generation",), None, ("RTX6000ADA",)),
-    GPUSpec("RTX6000", 24, "rtx6000", (), None, ("QUADRO-RTX6000",)),
-    GPUSpec("RTX5000", 16, None, (), "RTX5000"),
-    GPUSpec("RTX4000", 8, None, (), "RTX4000"),
-    GPUSpec("RTX4090", 24, None, ("NVIDIA GeForce RTX 4090",), None, ("RTX-4090",)),
-    GPUSpec("RTX3090", 24, None, ("NVIDIA GeForce RTX 3090",), None, ("RTX-3090",)),
-    GPUSpec("V100-32GB", 32, None, ("Tesla V100-SXM2-32GB",), "V100-32G"),
-    GPUSpec("V100", 16, "v100", ("Tesla V100-SXM2-16GB",), "V100"),
-    GPUSpec("P4000", 8, None, (), "P4000"),
-    GPUSpec("T4", 16, None, ("Tesla T4",)),
+    GPUSpec(
+        name="A100",
+        memory_gb=40,
+        lambda_cloud="a100",
+        runpod=("NVIDIA A100-SXM4-40GB",),
+        paperspace="A100",
+        aliases=("A100-40GB",),
+    ),
+    GPUSpec(name="L40S", memory_gb=48, runpod=("NVIDIA L40S",)),
+    GPUSpec(name="L40", memory_gb=48, runpod=("NVIDIA L40",)),
+    GPUSpec(name="L4", memory_gb=24, runpod=("NVIDIA L4",)),
+    GPUSpec(name="A40", memory_gb=48, runpod=("NVIDIA A40",)),
+    GPUSpec(name="A10G", memory_gb=24),
+    GPUSpec(name="A10", memory_gb=24, lambda_cloud="a10"),
+    GPUSpec(
+        name="A6000",
+        memory_gb=48,
+        lambda_cloud="a6000",
+        runpod=("NVIDIA RTX A6000",),
+        paperspace="A6000",
+        aliases=("RTXA6000",),
+    ),
+    GPUSpec(
+        name="A5000",
+        memory_gb=24,
+        runpod=("NVIDIA RTX A5000",),
+        paperspace="A5000",
+        aliases=("RTXA5000",),
+    ),
+    GPUSpec(
+        name="A4000",
+        memory_gb=16,
+        runpod=("NVIDIA RTX A4000",),
+        paperspace="A4000",
+        aliases=("RTXA4000",),
+    ),
+    GPUSpec(
+        name="RTX6000-Ada",
+        memory_gb=48,
+        runpod=("NVIDIA RTX 6000 Ada Generation",),
+        aliases=("RTX6000ADA",),
+    ),
+    GPUSpec(name="RTX6000", memory_gb=24, lambda_cloud="rtx6000", aliases=("QUADRO-RTX6000",)),
+    GPUSpec(name="RTX5000", memory_gb=16, paperspace="RTX5000"),
+    GPUSpec(name="RTX4000", memory_gb=8, paperspace="RTX4000"),
+    GPUSpec(
+        name="RTX4090", memory_gb=24, runpod=("NVIDIA GeForce RTX 4090",), aliases=("RTX-4090",)
+    ),
+    GPUSpec(
+        name="RTX3090", memory_gb=24, runpod=("NVIDIA GeForce RTX 3090",), aliases=("RTX-3090",)
+    ),
+    GPUSpec(
+        name="V100-32GB", memory_gb=32, runpod=("Tesla V100-SXM2-32GB",), paperspace="V100-32G"
+    ),
+    GPUSpec(
+        name="V100",
+        memory_gb=16,
+        lambda_cloud="v100",
+        runpod=("Tesla V100-SXM2-16GB",),
+        paperspace="V100",
+    ),
+    GPUSpec(name="P4000", memory_gb=8, paperspace="P4000"),
+    GPUSpec(name="T4", memory_gb=16, runpod=("Tesla T4",)),
 )
 
 _BY_KEY: dict[str, GPUSpec] = {}
