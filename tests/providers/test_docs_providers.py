@@ -55,7 +55,7 @@ def test_providers_guide_examples_run(
     assert "lambda 404 global/object-does-not-exist" in out
     assert "rejected:" in out
     launched = [r for r in account.requests if r.url.path.endswith("/instance-operations/launch")]
-    assert len(launched) == 1
-    assert b"my-laptop" in launched[0].content
+    assert len(launched) == 2  # the lifecycle's launch and the money-safety one
+    assert all(b"my-laptop" in request.content for request in launched)
     for closing in ("lam", "runpod"):
         namespace[closing].close()
