@@ -25,6 +25,7 @@ from ._base_client import (
 )
 from ._handles import AsyncRequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
+from ._uploads import flow_submit_launch  # uploads
 from .errors import APITimeoutError
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -248,7 +249,8 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
 
         The submission is never replayed once it may have reached the server.
         """
-        request_id = await self._run(self._flow_submit(self._launch_call(request)))
+        # uploads: local workdir/file_mounts go to the server first
+        request_id = await self._run(flow_submit_launch(self, request))
         return AsyncRequestHandle(
             self,
             request_id,

@@ -42,6 +42,7 @@ from ._tasks import (
     prepare_launch_task,
     resource_spec,
 )
+from ._uploads import upload_local_files
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -102,6 +103,8 @@ class Call:
     #: A server long poll: its read timeout is not an error to retry, the waiter re-polls.
     long_poll: bool = False
     cluster_name: str | None = None
+    #: uploads: a raw body streamed instead of ``json`` (``_uploads.FileSlice``).
+    content: httpx.SyncByteStream | httpx.AsyncByteStream | None = None
 
 
 @dataclass(frozen=True)
@@ -474,6 +477,17 @@ class BaseClient(Generic[HttpClientT]):
             headers=headers,
             timeout=self._timeout_for(call),
         )
+        if call.content is not None:  # uploads: a file slice streamed as the body
+            raw = request.headers.copy()  # case-insensitive: replaces Content-Length
+            raw["Content-Type"] = "application/octet-stream"
+            raw["Content-Length"] = str(len(call.content))  # type: ignore[arg-type]
+            request = httpx.Request(
+                call.method,
+                request.url,
+                headers=raw,
+                stream=call.content,
+                extensions=request.extensions,
+            )
         return request
 
     def _observe(
@@ -702,6 +716,8 @@ class BaseClient(Generic[HttpClientT]):
             credentials=request.credentials,
             cluster_name=request.cluster_name,
         )
+        # uploads: the task's local workdir goes to the server first
+        call = yield from upload_local_files(self, call, on_progress=request.on_upload_progress)
         started = time.monotonic()
         outcome = yield from self._submit_and_wait(call, timeout)
         value = outcome.return_value if isinstance(outcome.return_value, dict) else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -133,6 +134,9 @@ class JobState(_TolerantEnum):
 class LaunchPhase(str, enum.Enum):
     """Phases a launch goes through, in order."""
 
+    #: Local workdir/file_mounts being zipped and sent (before the request exists; its
+    #: events count percent of the upload and carry an empty request id).
+    UPLOADING = "uploading"
     QUEUED = "queued"
     PROVISIONING = "provisioning"
     INSTANCE_READY = "instance_ready"
@@ -286,6 +290,8 @@ class LaunchRequest(_Input):
         dryrun: Only plan the launch; nothing is provisioned.
         envs: Task environment variables (merged over the task's own ``envs``).
         credentials: Cloud credentials for this request only.
+        on_upload_progress: Called with ``ProgressEvent``s (phase ``uploading``) while the
+            task's local ``workdir``/``file_mounts`` are uploaded, before submission.
     """
 
     cluster_name: str
@@ -297,6 +303,7 @@ class LaunchRequest(_Input):
     dryrun: bool = False
     envs: dict[str, str] = Field(default_factory=dict)
     credentials: CloudCredentials | None = None
+    on_upload_progress: Callable[[ProgressEvent], object] | None = None  # uploads
 
     _check_name = field_validator("cluster_name")(_validate_cluster_name)
 
@@ -304,7 +311,9 @@ class LaunchRequest(_Input):
 class ExecuteRequest(_Input):
     """Run a command (or a task) on an existing cluster and collect its output.
 
-    Give either ``command`` (a shell command) or ``task`` (YAML text or mapping).
+    Give either ``command`` (a shell command) or ``task`` (YAML text or mapping). A task's
+    local ``workdir`` is uploaded first (``on_upload_progress`` sees it; file mounts are
+    not synced by an exec).
     """
 
     cluster_name: str
@@ -312,6 +321,7 @@ class ExecuteRequest(_Input):
     task: str | dict[str, Any] | None = None
     envs: dict[str, str] = Field(default_factory=dict)
     credentials: CloudCredentials | None = None
+    on_upload_progress: Callable[[ProgressEvent], object] | None = None  # uploads
 
     _check_name = field_validator("cluster_name")(_validate_cluster_name)
 
