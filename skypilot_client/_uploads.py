@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,7 @@ CHUNK_READ_TIMEOUT = 180.0
 MAX_UPLOAD_ROUNDS = 3
 
 _BLOCK = 1 << 16  # file read size: what one chunk keeps in memory
+_WORTH_COMPRESSING = 0.9  # deflate a file when its first block shrinks by 10% or more
 _clock = time.monotonic  # the upload deadline's clock (tests move it)
 _SYMLINK_ATTR = 0xA1ED0000  # S_IFLNK | 0o755, as upstream marks symlinks in the zip
 _EMPTY_DIGEST = hashlib.sha256(b"").digest()
@@ -237,12 +239,20 @@ class _Packer:
 
     def file(self, path: str) -> None:
         info = zipfile.ZipInfo.from_file(path, path, strict_timestamps=False)
-        info.compress_type = zipfile.ZIP_DEFLATED
         digest = hashlib.sha256()
-        with open(path, "rb") as src, self.zipf.open(info, "w") as dst:
-            while block := src.read(_BLOCK):
-                digest.update(block)
-                dst.write(block)
+        with open(path, "rb") as src:
+            block = src.read(_BLOCK)
+            # Deflate runs at ~25 MB/s on data it cannot shrink (weights, archives, media):
+            # such files are stored; the rest is deflated at level 1, ~4x faster than the
+            # default 6 for a slightly larger zip. The blob id does not depend on either.
+            if len(zlib.compress(block, 1)) < len(block) * _WORTH_COMPRESSING:
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info._compresslevel = 1  # type: ignore[attr-defined]  # no public per-entry level
+            with self.zipf.open(info, "w") as dst:
+                while block:
+                    digest.update(block)
+                    dst.write(block)
+                    block = src.read(_BLOCK)
         self.digests.append((info.filename, digest.digest()))
 
     def symlink(self, path: str, *, is_dir: bool) -> None:
@@ -317,7 +327,8 @@ def pack(paths: list[str], *, directory: str | None = None) -> PackedZip:
 
     Entries are named by absolute path (the server extracts them under its upload area);
     folders honour ``.skyignore``/``.gitignore``; symlinks are stored as links with a relative
-    target; empty folders are kept. Memory stays bounded: files are read in 64 KiB blocks.
+    target; empty folders are kept. Files that do not compress are stored, others deflated.
+    Memory stays bounded: files are read in 64 KiB blocks.
     """
     fd, zip_path = tempfile.mkstemp(prefix="skypilot-upload-", suffix=".zip", dir=directory)
     try:

@@ -96,6 +96,25 @@ def test_pack_keeps_nested_empty_and_links_and_honours_skyignore(tmp_path: Path)
         os.unlink(packed.path)
 
 
+def test_incompressible_files_are_stored_and_text_deflated(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(os.urandom(200_000))
+    (folder / "train.py").write_text("import torch\n" * 20_000)
+    packed = uploads.pack([str(folder)], directory=str(tmp_path))
+    try:
+        with zipfile.ZipFile(packed.path) as z:
+            kinds = {Path(i.filename).name: i.compress_type for i in z.infolist()}
+            assert (
+                z.read(str(folder / "train.py").lstrip("/")) == (folder / "train.py").read_bytes()
+            )
+        assert kinds["weights.bin"] == zipfile.ZIP_STORED
+        assert kinds["train.py"] == zipfile.ZIP_DEFLATED
+        assert packed.blob_id == uploads.blob_id_of_zip(packed.path)
+    finally:
+        os.unlink(packed.path)
+
+
 def test_skyignore_rules(tmp_path: Path) -> None:
     root = tmp_path / "r"
     for rel in ("build/x.o", "src/build/y.o", "src/keep.py", "a.log", "src/b.log", "top.txt"):
