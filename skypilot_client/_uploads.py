@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import inspect
 import logging
 import math
 import os
@@ -231,14 +232,26 @@ class _Packer:
     def __init__(self, zipf: zipfile.ZipFile) -> None:
         self.zipf = zipf
         self.digests: list[tuple[str, bytes]] = []
+        self.names: set[str] = set()
+
+    def seen(self, name: str) -> bool:
+        """True when ``name`` is already in the zip (a file mount inside the workdir)."""
+        if name in self.names:
+            return True
+        self.names.add(name)
+        return False
 
     def folder(self, path: str) -> None:
         info = zipfile.ZipInfo.from_file(path, path, strict_timestamps=False)
+        if self.seen(info.filename):
+            return
         self.zipf.writestr(info, b"")  # ZipFile.mkdir is 3.11+
         self.digests.append((info.filename, _EMPTY_DIGEST))
 
     def file(self, path: str) -> None:
         info = zipfile.ZipInfo.from_file(path, path, strict_timestamps=False)
+        if self.seen(info.filename):
+            return
         digest = hashlib.sha256()
         with open(path, "rb") as src:
             block = src.read(_BLOCK)
@@ -261,6 +274,8 @@ class _Packer:
         if os.path.isabs(target):
             target = os.path.relpath(target, os.path.dirname(path))
         info = zipfile.ZipInfo(path + "/" if is_dir else path)
+        if self.seen(info.filename):
+            return
         info.external_attr = _SYMLINK_ATTR
         data = target.encode()
         self.zipf.writestr(info, data)
@@ -498,6 +513,8 @@ def upload_local_files(
         InvalidInputError: A local source does not exist (before anything is sent).
         APITimeoutError: The upload did not finish within ``timeout``.
     """
+    if inspect.iscoroutinefunction(on_progress):
+        raise InvalidInputError("on_upload_progress must be a plain function, not async")
     body = call.json if isinstance(call.json, dict) else None
     task_text = body.get("task") if body is not None else None
     if body is None or not isinstance(task_text, str):

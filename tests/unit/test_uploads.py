@@ -153,6 +153,30 @@ def test_explicit_file_is_never_ignored(tmp_path: Path) -> None:
         os.unlink(packed.path)
 
 
+def test_file_mount_inside_the_workdir_is_zipped_once(tmp_path: Path) -> None:
+    wd = workdir(tmp_path)
+    packed = uploads.pack([str(wd), str(wd / "main.py"), str(wd)], directory=str(tmp_path))
+    try:
+        with zipfile.ZipFile(packed.path) as z:
+            all_names = [i.filename for i in z.infolist()]
+        assert len(all_names) == len(set(all_names)) == packed.entries
+    finally:
+        os.unlink(packed.path)
+
+
+async def test_async_progress_callback_is_refused_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    async def report(event: ProgressEvent) -> None:
+        pass
+
+    server = FakeServer()
+    runner = Runner("async", server)
+    with pytest.raises(InvalidInputError, match="plain function"):
+        await runner.upload({"workdir": str(workdir(tmp_path))}, on_progress=report)
+    assert server.log == []
+
+
 def test_blob_id_is_stable_and_follows_content(tmp_path: Path) -> None:
     wd = workdir(tmp_path)
 
