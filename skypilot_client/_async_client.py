@@ -25,7 +25,6 @@ from ._base_client import (
 )
 from ._handles import AsyncRequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
-from ._uploads import flow_submit_launch  # uploads
 from .errors import APITimeoutError
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -249,7 +248,8 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
 
         The submission is never replayed once it may have reached the server.
         """
-        # uploads: local workdir/file_mounts go to the server first
+        from ._uploads import flow_submit_launch  # uploads: local files go first
+
         request_id = await self._run(flow_submit_launch(self, request))
         return AsyncRequestHandle(
             self,

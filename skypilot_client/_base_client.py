@@ -42,7 +42,6 @@ from ._tasks import (
     prepare_launch_task,
     resource_spec,
 )
-from ._uploads import upload_local_files
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -716,7 +715,8 @@ class BaseClient(Generic[HttpClientT]):
             credentials=request.credentials,
             cluster_name=request.cluster_name,
         )
-        # uploads: the task's local workdir goes to the server first
+        from ._uploads import upload_local_files  # uploads: the local workdir goes first
+
         call = yield from upload_local_files(self, call, on_progress=request.on_upload_progress)
         started = time.monotonic()
         outcome = yield from self._submit_and_wait(call, timeout)
