@@ -76,10 +76,12 @@ class Recorder:
 
 
 def blob_dir(server: LocalSkyPilotServer, blob_id: str) -> Path:
-    [found] = (server.home / ".sky" / "api_server" / "clients").glob(
-        f"*/file_mounts/blobs/{blob_id}"
+    # Under the uploader's user id; blob ids are content hashes, so one match per user.
+    found = sorted(
+        (server.home / ".sky" / "api_server" / "clients").glob(f"*/file_mounts/blobs/{blob_id}")
     )
-    return found
+    assert found, f"blob {blob_id} not on the server"
+    return found[0]
 
 
 def assert_uploaded_tree(base: Path, wd: Path) -> None:
@@ -213,8 +215,10 @@ def test_v1_upload_fallback(skypilot_server: LocalSkyPilotServer, tmp_path: Path
         handle = client.launch(LaunchRequest(cluster_name="sdk-up", task=task, dryrun=True))
         assert handle.result().dryrun
     assert recorder.count("POST", "/upload") == 1
-    assert "file_mounts_blob_id" not in recorder.body("/launch")
-    [base] = (skypilot_server.home / ".sky" / "api_server" / "clients").glob("*/file_mounts")
+    body = recorder.body("/launch")
+    assert "file_mounts_blob_id" not in body
+    user = body["env_vars"]["SKYPILOT_USER_ID"]
+    base = skypilot_server.home / ".sky" / "api_server" / "clients" / user / "file_mounts"
     assert_uploaded_tree(base, wd)
 
 
