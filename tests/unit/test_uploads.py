@@ -275,6 +275,7 @@ class FakeServer:
     log: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     bodies: dict[str, Any] = field(default_factory=dict)
     fail_once: set[int] = field(default_factory=set)
+    lose_once: set[int] = field(default_factory=set)
     on_chunk: Callable[[], None] | None = None
     authorization: list[str | None] = field(default_factory=list)
 
@@ -311,6 +312,9 @@ class FakeServer:
             return httpx.Response(503, json={"detail": "Server is shutting down"})
         parts = self.parts.setdefault(params["upload_id"], {})
         parts[index] = data
+        for lost in self.lose_once & set(parts) - {index}:  # e.g. a server restart lost it
+            self.lose_once.discard(lost)
+            del parts[lost]
         missing = [f"part{i}" for i in range(total) if i not in parts]
         if missing:
             return httpx.Response(200, json={"status": "uploading", "missing_chunks": missing})
@@ -415,6 +419,22 @@ async def test_failed_chunk_is_retried_alone(
 def _write(path: Path, data: bytes) -> str:
     path.write_bytes(data)
     return str(path)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_chunks_the_server_lost_are_sent_again(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploads, "CHUNK_BYTES", 200)
+    wd = workdir(tmp_path)
+    (wd / "big.bin").write_bytes(os.urandom(700))
+    server = FakeServer(lose_once={0})
+    runner = Runner(mode, server)
+    call = await runner.upload({"workdir": str(wd)})
+    indexes = [int(p["chunk_index"]) for p in server.posts("/upload_v2")]
+    total = int(server.posts("/upload_v2")[0]["total_chunks"])
+    assert indexes == [*range(total), 0]  # one more round, with only the missing chunk
+    assert call.json["file_mounts_blob_id"] in server.blobs
 
 
 @pytest.mark.parametrize("mode", MODES)
