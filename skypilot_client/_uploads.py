@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._tasks import dump_task, load_task
-from .errors import APITimeoutError, InvalidInputError, MalformedResponseError
+from .errors import APITimeoutError, InvalidInputError, MalformedResponseError, SkyPilotError
 
 if TYPE_CHECKING:
     from ._base_client import BaseClient, Call, Flow, Reply
@@ -511,6 +511,7 @@ def upload_local_files(
 
     Raises:
         InvalidInputError: A local source does not exist (before anything is sent).
+        SkyPilotError: A local file could not be read or zipped (nothing was sent).
         APITimeoutError: The upload did not finish within ``timeout``.
     """
     if inspect.iscoroutinefunction(on_progress):
@@ -529,7 +530,10 @@ def upload_local_files(
     yield from client._require_version("upload")
     progress = _Progress(on_progress)
     progress.report(0, f"zipping {len(found.paths)} local path(s)")
-    packed = pack(found.paths)
+    try:
+        packed = pack(found.paths)
+    except OSError as exc:  # unreadable file, vanished path, full temp disk
+        raise SkyPilotError(f"upload: cannot zip the task's local files: {exc}") from exc
     try:
         result = yield from _send(client, packed, progress, deadline, seconds)
     finally:

@@ -29,7 +29,12 @@ from skypilot_client import (
 )
 from skypilot_client import _uploads as uploads
 from skypilot_client._base_client import Call
-from skypilot_client.errors import APITimeoutError, InvalidInputError, NotFoundError
+from skypilot_client.errors import (
+    APITimeoutError,
+    InvalidInputError,
+    NotFoundError,
+    SkyPilotError,
+)
 from tests.conftest import SENTINEL_TOKEN
 
 pytestmark = pytest.mark.anyio
@@ -470,6 +475,22 @@ async def test_missing_path_rejected_before_anything_is_sent(mode: str, tmp_path
     with pytest.raises(InvalidInputError, match="does not exist"):
         await runner.launch(request)
     assert server.log == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_unreadable_file_is_our_error_and_nothing_is_sent(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(paths: list[str], **kwargs: Any) -> uploads.PackedZip:
+        raise PermissionError(13, "Permission denied", paths[0])
+
+    monkeypatch.setattr(uploads, "pack", denied)
+    server = FakeServer()
+    runner = Runner(mode, server)
+    with pytest.raises(SkyPilotError, match="cannot zip") as info:
+        await runner.upload({"workdir": str(workdir(tmp_path))})
+    assert isinstance(info.value.__cause__, PermissionError)
+    assert [p for _, p, _ in server.log] == ["/api/health"]  # no upload call
 
 
 @pytest.mark.parametrize("mode", MODES)
