@@ -115,6 +115,8 @@ def find_local_files(task: dict[str, Any], *, workdir_only: bool = False) -> Loc
     workdir = task.get("workdir")
     if isinstance(workdir, str):
         task["workdir"] = local(workdir, "workdir")
+        if not is_cloud_uri(workdir) and not os.path.isdir(task["workdir"]):
+            raise InvalidInputError(f"workdir {workdir!r} is a file; give a folder")
     mounts = task.get("file_mounts")
     if not workdir_only and isinstance(mounts, dict):
         rewritten: dict[str, Any] = {}
@@ -507,7 +509,8 @@ def upload_local_files(
         workdir_only: Upload only the workdir (default: True for ``/exec``, as the server
             ignores an exec's file mounts).
         on_progress: Called with ``ProgressEvent``s of phase ``uploading``.
-        timeout: Deadline in seconds for the whole upload (default: the launch timeout).
+        timeout: Deadline in seconds for the whole upload (default: the launch timeout),
+            checked before each chunk; one chunk's retries follow the client's retry policy.
 
     Raises:
         InvalidInputError: A local source does not exist (before anything is sent).

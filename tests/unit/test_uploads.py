@@ -263,6 +263,9 @@ def test_missing_local_path_is_rejected(tmp_path: Path) -> None:
         uploads.find_local_files({"workdir": str(tmp_path / "nope")})
     with pytest.raises(InvalidInputError, match="/x"):
         uploads.find_local_files({"file_mounts": {"/x": str(tmp_path / "nope.txt")}})
+    (tmp_path / "f.py").write_text("x")
+    with pytest.raises(InvalidInputError, match="give a folder"):
+        uploads.find_local_files({"workdir": str(tmp_path / "f.py")})
 
 
 # ---------------------------------------------------------------------------- the flow
