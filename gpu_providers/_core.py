@@ -37,6 +37,7 @@ from pydantic import SecretStr
 from skypilot_client.retry import MAX_RETRY_AFTER, RetryPolicy
 
 from ._credentials import CredentialSource, resolve_api_key
+from ._extras import require_extra
 from ._resilience import CircuitBreaker, RateLimiter
 from .errors import (
     AuthenticationError,
@@ -272,6 +273,8 @@ class ProviderCore:
     rate_limit: ClassVar[RateLimitSpec] = RateLimitSpec(None)
     breaker: ClassVar[BreakerSpec] = BreakerSpec()
     credentials: ClassVar[CredentialSource]
+    #: The ``skypilot-sdk`` extra that installs this provider's wire stack (checked at init).
+    extra: ClassVar[str | None] = None
     #: Generic region aliases -> provider region codes.
     region_aliases: ClassVar[Mapping[str, str]] = {}
     #: The provider's known regions (others still pass through: new regions appear).
@@ -309,6 +312,8 @@ class ProviderCore:
             env: Environment to read the key from (default ``os.environ``).
             home: Home directory to read the vendor's config file from.
         """
+        if self.extra is not None:  # the wire stack loads lazily: say now what is missing
+            require_extra(self.extra, provider=self.name)
         if timeout <= 0:
             raise InvalidRequestError("timeout must be positive", provider=self.name)
         if max_retries < 0:

@@ -10,6 +10,7 @@ raises ``MissingDependencyError`` naming the extra, before anything is imported 
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -28,8 +29,10 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "gpu_providers.providers"
 
+logger = logging.getLogger("gpu_providers")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class ProviderEntry:
     """A registered provider: its name, aliases, and where its classes live.
 
@@ -47,53 +50,88 @@ class ProviderEntry:
 
 BUILTIN: tuple[ProviderEntry, ...] = (
     ProviderEntry(
-        "lambda",
-        "gpu_providers.lambda_cloud:LambdaProvider",
-        "gpu_providers.lambda_cloud:AsyncLambdaProvider",
-        ("lambdalabs", "lambda-labs", "lambda_labs", "lambda-cloud", "lambda_cloud"),
+        name="lambda",
+        sync_class="gpu_providers.lambda_cloud:LambdaProvider",
+        async_class="gpu_providers.lambda_cloud:AsyncLambdaProvider",
+        aliases=("lambdalabs", "lambda-labs", "lambda_labs", "lambda-cloud", "lambda_cloud"),
         extra="lambda",
     ),
     ProviderEntry(
-        "paperspace",
-        "gpu_providers.paperspace:PaperspaceProvider",
-        "gpu_providers.paperspace:AsyncPaperspaceProvider",
+        name="paperspace",
+        sync_class="gpu_providers.paperspace:PaperspaceProvider",
+        async_class="gpu_providers.paperspace:AsyncPaperspaceProvider",
         extra="paperspace",
     ),
     ProviderEntry(
-        "runpod",
-        "gpu_providers.runpod:RunPodProvider",
-        "gpu_providers.runpod:AsyncRunPodProvider",
+        name="runpod",
+        sync_class="gpu_providers.runpod:RunPodProvider",
+        async_class="gpu_providers.runpod:AsyncRunPodProvider",
         extra="runpod",
     ),
 )
 
 
-def _registry() -> dict[str, ProviderEntry]:
-    entries: dict[str, ProviderEntry] = {}
-    for entry in BUILTIN:
-        entries[entry.name] = entry
+def _matches(entry: ProviderEntry, key: str) -> bool:
+    return key == entry.name or key in entry.aliases
+
+
+def _plugins() -> tuple[dict[str, ProviderEntry], dict[str, BaseException]]:
+    """Providers registered by other packages, and the entry points that failed to load.
+
+    A broken plugin is logged and skipped: it must not take the built-ins (or other plugins)
+    down with it. It fails only when it is asked for by name.
+    """
+    loaded: dict[str, ProviderEntry] = {}
+    broken: dict[str, BaseException] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = point.load()
-        if isinstance(loaded, ProviderEntry) and loaded.name not in entries:
-            entries[loaded.name] = loaded
-    return entries
+        try:
+            entry = point.load()
+        except Exception as exc:  # any import-time failure of third-party code
+            logger.warning(
+                "gpu_providers plugin %r (%s) failed to load and is skipped: %s: %s",
+                point.name,
+                point.value,
+                type(exc).__name__,
+                exc,
+            )
+            broken[point.name.strip().lower()] = exc
+            continue
+        if not isinstance(entry, ProviderEntry):
+            logger.warning(
+                "gpu_providers plugin %r (%s) is not a ProviderEntry; skipped",
+                point.name,
+                point.value,
+            )
+            continue
+        if entry.name not in {b.name for b in BUILTIN}:
+            loaded.setdefault(entry.name, entry)
+    return loaded, broken
 
 
 def _lookup(name: str) -> ProviderEntry:
     if not isinstance(name, str):
         raise UnsupportedProviderError(f"provider name must be a string, got {name!r}")
     key = name.strip().lower()
-    entries = _registry()
-    for entry in entries.values():
-        if key == entry.name or key in entry.aliases:
+    for entry in BUILTIN:  # built-ins resolve without loading any plugin
+        if _matches(entry, key):
             return entry
-    known = ", ".join(sorted(entries))
+    plugins, broken = _plugins()
+    for entry in plugins.values():
+        if _matches(entry, key):
+            return entry
+    if key in broken:
+        error = broken[key]
+        raise UnsupportedProviderError(
+            f"provider {name!r} is registered by a plugin that failed to load: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    known = ", ".join(sorted({e.name for e in BUILTIN} | set(plugins)))
     raise UnsupportedProviderError(f"unknown provider {name!r}; known providers: {known}")
 
 
 def available_providers() -> list[str]:
-    """Names of the registered providers (built-in and from entry points)."""
-    return sorted(_registry())
+    """Names of the registered providers (built-in and from entry points that load)."""
+    return sorted({entry.name for entry in BUILTIN} | set(_plugins()[0]))
 
 
 def _load(entry: ProviderEntry, path: str) -> Any:

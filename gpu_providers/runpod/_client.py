@@ -42,6 +42,7 @@ class _RunPodCore(ProviderCore):
     default_base_url = "https://api.runpod.io/graphql"
     docs_url = "https://docs.runpod.io"
     credentials = RUNPOD
+    extra = "runpod"
     generated_client = "gpu_providers.runpod._generated.client:RunPodClient"
     generated_async_client = "gpu_providers.runpod._generated.async_client:AsyncRunPodClient"
     features = frozenset(

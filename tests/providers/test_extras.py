@@ -68,6 +68,18 @@ def test_a_missing_extra_is_named_before_anything_is_imported(
     assert package not in sys.modules  # the check ran before the provider was imported
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_a_client_built_directly_names_its_missing_extra(
+    monkeypatch: pytest.MonkeyPatch, asynchronous: bool
+) -> None:
+    from gpu_providers.runpod import AsyncRunPodProvider, RunPodProvider
+
+    monkeypatch.setitem(sys.modules, "gql", None)
+    cls: Any = AsyncRunPodProvider if asynchronous else RunPodProvider
+    with pytest.raises(MissingDependencyError, match=r"skypilot-sdk\[runpod\]"):
+        cls(api_key="x")
+
+
 def test_installed_extras_pass_the_check() -> None:
     # The dev environment installs every extra: a wrong module name in the table shows here.
     for extra in EXTRA_MODULES:
@@ -111,7 +123,9 @@ def test_an_import_that_fails_later_becomes_our_error(
 ) -> None:
     (provider_module / "acme_gpu_provider.py").write_text(imports + "\n", encoding="utf-8")
     monkeypatch.setitem(sys.modules, "acme_missing_sdk", None)
-    entry = factory.ProviderEntry("acme", "acme_gpu_provider:Sync", "acme_gpu_provider:Async")
+    entry = factory.ProviderEntry(
+        name="acme", sync_class="acme_gpu_provider:Sync", async_class="acme_gpu_provider:Async"
+    )
     _register(monkeypatch, factory.ProviderEntry(**{**entry.__dict__, "extra": extra}))
 
     with pytest.raises(MissingDependencyError) as caught:
