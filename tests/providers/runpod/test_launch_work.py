@@ -8,6 +8,7 @@ GraphQL responder on fake time (nothing really sleeps).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -458,4 +459,56 @@ def test_a_transport_failure_after_the_mutation_is_maybe_submitted(
         call(kind, handler, "launch_instance", request_, time=time, max_retries=3)
     assert (info.value.maybe_submitted, info.value.is_retryable) == (True, False)
     assert len(sent(responder, mutation)) == 1  # never replayed
+    assert D.NEW_IDS[0] in responder.pods
+
+
+@pytest.mark.parametrize(("request_", "mutation"), LAUNCHES)
+def test_an_interrupt_after_the_mutation_warns(
+    request_: LaunchRequest, mutation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    responder, handler = _after_the_mutation(mutation, KeyboardInterrupt)
+    client = FakeTime().attach_sync(
+        RunPodProvider(api_key=KEY, transport=httpx.MockTransport(handler))
+    )
+    with caplog.at_level(logging.WARNING, logger="gpu_providers"), client:
+        with pytest.raises(KeyboardInterrupt):
+            client.launch_instance(request_)
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "after the launch may have reached RunPod" in record.getMessage()
+    assert record.maybe_submitted is True  # type: ignore[attr-defined]
+    assert D.NEW_IDS[0] in responder.pods
+
+
+@pytest.mark.parametrize(("request_", "mutation"), LAUNCHES)
+def test_cancelling_an_async_launch_in_flight_warns(
+    request_: LaunchRequest, mutation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    responder = D.DocumentedRunPod()
+
+    async def run() -> None:
+        arrived, never = asyncio.Event(), asyncio.Event()
+
+        async def handler(request: httpx.Request) -> httpx.Response:
+            answer = responder(request)
+            if json.loads(request.content).get("operationName") == mutation:
+                arrived.set()  # the pod exists; the answer never comes back
+                await never.wait()
+            return answer
+
+        client = FakeTime().attach_async(
+            AsyncRunPodProvider(api_key=KEY, transport=httpx.MockTransport(handler))
+        )
+        async with client:
+            task = asyncio.create_task(client.launch_instance(request_))
+            await arrived.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    with caplog.at_level(logging.WARNING, logger="gpu_providers"):
+        asyncio.run(run())
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "CancelledError" in record.getMessage()
+    assert "List instances by name before launching again" in record.getMessage()
+    assert record.maybe_submitted is True  # type: ignore[attr-defined]
     assert D.NEW_IDS[0] in responder.pods
