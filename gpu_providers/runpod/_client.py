@@ -97,9 +97,9 @@ class _RunPodCore(ProviderCore):
     notes = (
         "RunPod has announced the retirement of its GraphQL API in early 2027; this client "
         "will move to RunPod's REST API v2.",
-        "ssh_public_key is sent as the pod's PUBLIC_KEY environment variable. RunPod's docs "
-        "say a pod-level PUBLIC_KEY replaces the account's SSH keys for that pod: with "
-        "ssh_public_key set, only that key can log in.",
+        "ssh_public_key is sent as the pod's PUBLIC_KEY and SSH_PUBLIC_KEY environment "
+        "variables. RunPod's docs say a pod-level key overrides the public keys of the "
+        "account's settings: with ssh_public_key set, only that key can log in.",
         "startup_script becomes the pod's start command (dockerArgs): it runs in the "
         "background at every container start, beside RunPod's /start.sh (SSH), and replaces "
         "the image's own start command when that is not /start.sh.",

@@ -290,14 +290,24 @@ def start_command(script: str) -> str:
 
 
 def pod_env(request: LaunchRequest) -> list[tuple[str, str]]:
-    """The pod's environment: ``request.env`` plus ``PUBLIC_KEY`` for ``ssh_public_key``
-    (RunPod's images install $PUBLIC_KEY as an authorized key)."""
+    """The pod's environment: ``request.env``, plus the ``ssh_public_key`` twice.
+
+    RunPod's docs (runpod/docs pods/configuration/override-public-keys.mdx) say RunPod injects
+    the account's public keys and that a pod-level key given as ``SSH_PUBLIC_KEY`` overrides
+    them; RunPod's images install ``$PUBLIC_KEY`` (runpod/containers
+    container-template/start.sh), the variable RunPod fills from the account's keys. Both
+    are set, so with ``ssh_public_key`` that key, and only it, can log in.
+    """
     env = list(request.env.items())
     if request.ssh_public_key:
-        if "PUBLIC_KEY" in request.env:
-            raise ValueError("give the SSH key either as ssh_public_key or as env PUBLIC_KEY")
-        env.append(("PUBLIC_KEY", request.ssh_public_key))
+        taken = sorted(_SSH_KEY_VARIABLES & set(request.env))
+        if taken:
+            raise ValueError(f"give the SSH key either as ssh_public_key or as env {taken[0]}")
+        env += [(name, request.ssh_public_key) for name in ("PUBLIC_KEY", "SSH_PUBLIC_KEY")]
     return env
+
+
+_SSH_KEY_VARIABLES = frozenset({"PUBLIC_KEY", "SSH_PUBLIC_KEY"})
 
 
 def _ssh(pod: Any) -> tuple[str | None, int | None]:

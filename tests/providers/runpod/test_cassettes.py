@@ -208,6 +208,7 @@ def _expect_launch_on_demand(outcomes: list[Outcome], sleeps: list[float]) -> No
         "env": [
             {"key": "CASSETTE_MODE", "value": "documented"},
             {"key": "PUBLIC_KEY", "value": PUBLIC_KEY},
+            {"key": "SSH_PUBLIC_KEY", "value": PUBLIC_KEY},
         ],
     }
     encoded = base64.b64encode(STARTUP_SCRIPT.encode()).decode()

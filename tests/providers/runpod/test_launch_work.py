@@ -93,7 +93,7 @@ def test_features_and_notes() -> None:
     ):
         assert client.supports_feature(feature)
     notes = " ".join(client.get_provider_info().notes)
-    assert "PUBLIC_KEY replaces the account's SSH keys" in notes
+    assert "a pod-level key overrides the public keys of the account's settings" in notes
 
 
 def test_env_and_ssh_key_become_the_pod_env(kind: str) -> None:
@@ -107,14 +107,16 @@ def test_env_and_ssh_key_become_the_pod_env(kind: str) -> None:
         {"key": "A_TOKEN", "value": SECRET_VALUE},
         {"key": "MODE", "value": "x"},
         {"key": "PUBLIC_KEY", "value": "ssh-ed25519 AAAA test"},
+        {"key": "SSH_PUBLIC_KEY", "value": "ssh-ed25519 AAAA test"},
     ]
     assert "dockerArgs" not in deploy_input(responder)  # no script: the image's own start
 
 
-def test_public_key_given_twice_is_refused_before_any_request(kind: str) -> None:
+@pytest.mark.parametrize("name", ["PUBLIC_KEY", "SSH_PUBLIC_KEY"])
+def test_public_key_given_twice_is_refused_before_any_request(kind: str, name: str) -> None:
     responder = D.DocumentedRunPod()
     request = LaunchRequest(
-        gpu_type="H100", env={"PUBLIC_KEY": "ssh-rsa A"}, ssh_public_key="ssh-ed25519 B"
+        gpu_type="H100", env={name: "ssh-rsa A"}, ssh_public_key="ssh-ed25519 B"
     )
     with pytest.raises(InvalidRequestError):
         call(kind, responder, "launch_instance", request)
