@@ -683,9 +683,6 @@ class SyncProviderBase(ProviderCore):
                     value = self._perform(effect, state)
                 except ProviderError as exc:
                     error = exc
-                except BaseException:
-                    self._settled(effect, None, state)  # interrupted mid-call: may have arrived
-                    raise
                 self._settled(effect, error, state)
         except StopIteration as stop:
             result: T = stop.value
@@ -790,9 +787,6 @@ class AsyncProviderBase(ProviderCore):
                     value = await self._perform(effect, state)
                 except ProviderError as exc:
                     error = exc
-                except BaseException:
-                    self._settled(effect, None, state)  # interrupted mid-call: may have arrived
-                    raise
                 self._settled(effect, error, state)
         except StopIteration as stop:
             result: T = stop.value
