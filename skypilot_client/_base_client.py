@@ -13,13 +13,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
 from . import _constants as C
 from ._config import ClientSettings, parse_duration, resolve_settings
+from ._deadline import GRACE, Deadline
 from ._protocol import (
     RequestOutcome,
     base_headers,
@@ -102,6 +103,8 @@ class Call:
     #: A server long poll: its read timeout is not an error to retry, the waiter re-polls.
     long_poll: bool = False
     cluster_name: str | None = None
+    #: The public call's deadline: bounds this call's read timeout (streams included).
+    deadline: Deadline | None = None
 
 
 @dataclass(frozen=True)
@@ -117,19 +120,19 @@ class Reply:
 
 @dataclass(frozen=True)
 class Wait:
-    """Wait (server long poll) until a request ends, up to ``timeout`` seconds."""
+    """Wait (server long poll) until a request ends, at the latest by ``deadline``."""
 
     request_id: str
-    timeout: float
+    deadline: Deadline
     operation: str
 
 
 @dataclass(frozen=True)
 class Collect:
-    """Read a whole text stream (``POST /logs``), payload lines filtered."""
+    """Read a whole text stream (``POST /logs``), payload lines filtered, by the call's
+    deadline."""
 
     call: Call
-    timeout: float
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,8 @@ class BaseClient(Generic[HttpClientT]):
 
     def _timeout_for(self, call: Call) -> httpx.Timeout:
         read = call.read_timeout if call.read_timeout is not None else self._settings.timeout
+        if call.deadline is not None:  # never read (or sit silent on a stream) past it
+            read = max(min(read, call.deadline.remaining()), GRACE)
         # Waiting for a pooled connection is local queueing behind other calls, which may
         # hold theirs for a whole long poll: allow that much, not just one call's timeout.
         pool = read if call.long_poll else self._settings.timeout + C.LONG_POLL_READ_TIMEOUT
@@ -406,9 +411,33 @@ class BaseClient(Generic[HttpClientT]):
         error.cluster_name = error.cluster_name or call.cluster_name
         return error
 
-    def _transport_error(self, call: Call, exc: Exception) -> SkyPilotError:
+    def _deadline_error(
+        self, operation: str, deadline: Deadline, request_id: str | None
+    ) -> WaitTimeoutError:
+        return WaitTimeoutError(
+            f"{operation}: request did not finish within {deadline.seconds:g}s; it may "
+            "still be running on the server (wait again, or cancel it)",
+            request_id=request_id,
+        )
+
+    def _check_deadline(self, call: Call, request_id: str | None) -> None:
+        """Raise WaitTimeoutError once the call's deadline has passed (streams check often)."""
+        if call.deadline is not None and call.deadline.passed():
+            raise self._deadline_error(call.operation, call.deadline, request_id)
+
+    def _transport_error(
+        self, call: Call, exc: Exception, request_id: str | None = None
+    ) -> SkyPilotError:
         not_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
         what = f"{call.method} {call.path}"
+        about = request_id or self._request_id_param(call)
+        if (
+            call.deadline is not None
+            and isinstance(exc, httpx.TimeoutException)
+            and not call.submits_work
+            and call.deadline.passed(GRACE)
+        ):  # the read timeout was bounded by the deadline: the deadline it is
+            return self._deadline_error(call.operation, call.deadline, about)
         if isinstance(exc, httpx.TimeoutException):
             error: SkyPilotError = APITimeoutError(
                 f"{call.operation}: {what} timed out ({type(exc).__name__})"
@@ -426,6 +455,12 @@ class BaseClient(Generic[HttpClientT]):
             error.message += self._maybe_submitted_hint(call)
         error.cluster_name = call.cluster_name
         return error
+
+    @staticmethod
+    def _request_id_param(call: Call) -> str | None:
+        params = call.params or {}
+        value = params.get("request_id") or params.get("request_ids")
+        return value if isinstance(value, str) else None
 
     @staticmethod
     def _maybe_submitted_hint(call: Call) -> str:
@@ -462,6 +497,7 @@ class BaseClient(Generic[HttpClientT]):
         )
 
     def _build_request(self, call: Call, *, stream: bool) -> httpx.Request:
+        self._check_deadline(call, self._request_id_param(call))
         headers = self._headers()
         if stream:
             headers["Accept"] = "text/plain"
@@ -528,42 +564,49 @@ class BaseClient(Generic[HttpClientT]):
         self._observe(call, attempt, started, None, error)
         return error
 
-    def _get_call(self, request_id: str, read_timeout: float) -> Call:
+    def _get_call(self, effect: Wait, read_timeout: float) -> Call:
         return Call(
             "GET",
             "/api/get",
             "wait",
-            params={"request_id": request_id},
+            params={"request_id": effect.request_id},
             pass_statuses=frozenset({500}),
             read_timeout=read_timeout,
             long_poll=True,
         )
 
-    def _outcome(self, reply: Reply, request_id: str) -> RequestOutcome:
+    def _outcome(self, reply: Reply, effect: Wait) -> RequestOutcome:
         return outcome_of_get(
             reply.status_code,
             reply.headers,
             reply.content,
-            request_id=request_id,
+            request_id=effect.request_id,
             redactor=self._shared.redactor,
         )
 
-    @staticmethod
-    def _wait_timeout(effect: Wait) -> WaitTimeoutError:
-        return WaitTimeoutError(
-            f"{effect.operation}: request did not finish within {effect.timeout:g}s; it may "
-            "still be running on the server (wait again, or cancel it)",
-            request_id=effect.request_id,
-        )
+    def _wait_timeout(self, effect: Wait) -> WaitTimeoutError:
+        return self._deadline_error(effect.operation, effect.deadline, effect.request_id)
 
-    def _stream_call(self, request_id: str | None, *, follow: bool, tail: int | None) -> Call:
+    def _stream_call(
+        self,
+        request_id: str | None,
+        *,
+        follow: bool,
+        tail: int | None,
+        deadline: Deadline | None = None,
+    ) -> Call:
         params: dict[str, Any] = {"format": "console", "follow": str(follow).lower()}
         if request_id is not None:
             params["request_id"] = request_id
         if tail is not None:
             params["tail"] = tail
         return Call(
-            "GET", "/api/stream", "stream", params=params, read_timeout=C.STREAM_READ_TIMEOUT
+            "GET",
+            "/api/stream",
+            "stream",
+            params=params,
+            read_timeout=C.STREAM_READ_TIMEOUT,
+            deadline=deadline,
         )
 
     @staticmethod
@@ -602,12 +645,15 @@ class BaseClient(Generic[HttpClientT]):
         if problem is not None:
             raise problem
 
-    def _submit_and_wait(self, call: Call, timeout: float) -> Flow[RequestOutcome]:
+    def _submit_and_wait(self, call: Call, deadline: Deadline) -> Flow[RequestOutcome]:
         yield from self._require_version(call.operation)
         reply = yield call
         request_id = self._submitted_id(call, reply)
-        outcome: RequestOutcome = yield Wait(request_id, timeout, call.operation)
+        outcome: RequestOutcome = yield Wait(request_id, deadline, call.operation)
         return outcome
+
+    def _status_deadline(self) -> Deadline:
+        return Deadline.after(self._settings.status_timeout)
 
     def _submitted_id(self, call: Call, reply: Reply) -> str:
         if not reply.request_id:
@@ -660,15 +706,16 @@ class BaseClient(Generic[HttpClientT]):
             cluster_name=request.cluster_name,
         )
 
-    def _flow_finish_wait(self, request_id: str, timeout: float) -> Flow[None]:
-        yield Wait(request_id, timeout, "start")
+    def _flow_finish_wait(self, request_id: str, deadline: Deadline) -> Flow[None]:
+        yield Wait(request_id, deadline, "start")
 
     def _flow_launch_result(
-        self, request: LaunchRequest, request_id: str, timeout: float
+        self, request: LaunchRequest, request_id: str, deadline: Deadline
     ) -> Flow[LaunchResult]:
+        """The launch's result; with ``detach=False`` also its job's, all by one deadline."""
         from .models import LaunchResult, LogsRequest
 
-        outcome: RequestOutcome = yield Wait(request_id, timeout, "launch")
+        outcome: RequestOutcome = yield Wait(request_id, deadline, "launch")
         value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
         job_id = value.get("job_id")
         result = {
@@ -679,12 +726,12 @@ class BaseClient(Generic[HttpClientT]):
         }
         if not request.detach and job_id is not None and not request.dryrun:
             logs = yield from self._flow_logs(
-                LogsRequest(cluster_name=request.cluster_name, job_id=job_id), timeout
+                LogsRequest(cluster_name=request.cluster_name, job_id=job_id), deadline
             )
             result.update(exit_code=logs.exit_code, output=logs.output)
         return LaunchResult.model_validate(result)
 
-    def _flow_execute(self, request: ExecuteRequest, timeout: float) -> Flow[ExecuteResult]:
+    def _flow_execute(self, request: ExecuteRequest, deadline: Deadline) -> Flow[ExecuteResult]:
         from .models import ExecuteResult, LogsRequest
 
         if request.command is not None:
@@ -702,8 +749,7 @@ class BaseClient(Generic[HttpClientT]):
             credentials=request.credentials,
             cluster_name=request.cluster_name,
         )
-        started = time.monotonic()
-        outcome = yield from self._submit_and_wait(call, timeout)
+        outcome = yield from self._submit_and_wait(call, deadline)
         value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
         job_id = value.get("job_id")
         if not isinstance(job_id, int):
@@ -711,11 +757,10 @@ class BaseClient(Generic[HttpClientT]):
                 f"execute: the server returned no job id for cluster {request.cluster_name!r}",
                 request_id=outcome.status.request_id,
             )
-        remaining = max(timeout - (time.monotonic() - started), 1.0)
         logs = yield from self._flow_logs(
-            LogsRequest(cluster_name=request.cluster_name, job_id=job_id), remaining
+            LogsRequest(cluster_name=request.cluster_name, job_id=job_id), deadline
         )
-        statuses = yield from self._flow_job_status(request.cluster_name, [job_id])
+        statuses = yield from self._flow_job_status(request.cluster_name, [job_id], deadline)
         return ExecuteResult(
             request_id=outcome.status.request_id,
             cluster_name=request.cluster_name,
@@ -735,23 +780,17 @@ class BaseClient(Generic[HttpClientT]):
         call = self._submit(
             "/logs", fields, operation="logs", submits_work=False, cluster_name=request.cluster_name
         )
-        return Call(
-            call.method,
-            call.path,
-            call.operation,
-            json=call.json,
-            read_timeout=C.STREAM_READ_TIMEOUT,
-            cluster_name=call.cluster_name,
-        )
+        return replace(call, read_timeout=C.STREAM_READ_TIMEOUT)
 
-    def _flow_logs(self, request: LogsRequest, timeout: float) -> Flow[JobLogs]:
+    def _flow_logs(self, request: LogsRequest, deadline: Deadline) -> Flow[JobLogs]:
         from .models import JobLogs
 
         yield from self._require_version("logs")
-        collected: Collected = yield Collect(self._logs_call(request), timeout)
+        call = replace(self._logs_call(request), deadline=deadline)
+        collected: Collected = yield Collect(call)
         if not collected.request_id:
             raise MalformedResponseError("logs: the server sent no request id for the log stream")
-        outcome: RequestOutcome = yield Wait(collected.request_id, timeout, "logs")
+        outcome: RequestOutcome = yield Wait(collected.request_id, deadline, "logs")
         exit_code = outcome.return_value if isinstance(outcome.return_value, int) else 0
         return JobLogs(
             request_id=collected.request_id,
@@ -762,7 +801,7 @@ class BaseClient(Generic[HttpClientT]):
         )
 
     def _flow_job_status(
-        self, cluster_name: str, job_ids: list[int] | None
+        self, cluster_name: str, job_ids: list[int] | None, deadline: Deadline
     ) -> Flow[dict[int, JobState | None]]:
         from .models import JobState
 
@@ -773,7 +812,7 @@ class BaseClient(Generic[HttpClientT]):
             submits_work=False,
             cluster_name=cluster_name,
         )
-        outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, deadline)
         value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
         return {int(k): (JobState(v) if v else None) for k, v in value.items()}
 
@@ -791,7 +830,7 @@ class BaseClient(Generic[HttpClientT]):
         from .models import ClusterList, ClusterStatus
 
         call = self._status_call(None, refresh=refresh, all_users=all_users)
-        outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
         records = outcome.return_value if isinstance(outcome.return_value, list) else []
         return ClusterList(clusters=[ClusterStatus.model_validate(r) for r in records])
 
@@ -799,7 +838,7 @@ class BaseClient(Generic[HttpClientT]):
         from .models import ClusterStatus
 
         call = self._status_call([self._cluster_name(name)], refresh=refresh, all_users=all_users)
-        outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
         records = outcome.return_value if isinstance(outcome.return_value, list) else []
         for record in records:
             if isinstance(record, dict) and record.get("name") == name:
@@ -812,11 +851,11 @@ class BaseClient(Generic[HttpClientT]):
         )
 
     def _flow_cluster_op(
-        self, path: str, operation: str, fields: dict[str, Any], timeout: float
+        self, path: str, operation: str, fields: dict[str, Any], deadline: Deadline
     ) -> Flow[None]:
         name = self._cluster_name(fields["cluster_name"])
         call = self._submit(path, fields, operation=operation, submits_work=True, cluster_name=name)
-        yield from self._submit_and_wait(call, timeout)
+        yield from self._submit_and_wait(call, deadline)
 
     def _start_call(
         self,
@@ -864,7 +903,7 @@ class BaseClient(Generic[HttpClientT]):
             submits_work=False,
             cluster_name=name,
         )
-        outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
         records = outcome.return_value if isinstance(outcome.return_value, list) else []
         return [Job.model_validate(r) for r in records]
 
@@ -893,7 +932,7 @@ class BaseClient(Generic[HttpClientT]):
         call = self._submit(
             "/list_accelerators", fields, operation="list_accelerators", submits_work=False
         )
-        outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
         return offers_from_list_accelerators(outcome.return_value)
 
     def _flow_enabled_clouds(self, workspace: str | None) -> Flow[list[str]]:
@@ -905,7 +944,7 @@ class BaseClient(Generic[HttpClientT]):
         call = Call("GET", "/enabled_clouds", "enabled_clouds", params=params)
         reply = yield call
         outcome: RequestOutcome = yield Wait(
-            self._submitted_id(call, reply), self._settings.status_timeout, "enabled_clouds"
+            self._submitted_id(call, reply), self._status_deadline(), "enabled_clouds"
         )
         value = outcome.return_value
         return [str(c) for c in value] if isinstance(value, list) else []
@@ -930,13 +969,16 @@ class BaseClient(Generic[HttpClientT]):
         )
         return cheapest(spec, offers, request.hours)
 
-    def _flow_get_request(self, request_id: str) -> Flow[RequestStatus]:
+    def _flow_get_request(
+        self, request_id: str, deadline: Deadline | None = None
+    ) -> Flow[RequestStatus]:
         request_id = self._request_id(request_id)
         reply = yield Call(
             "GET",
             "/api/status",
             "get_request",
             params={"request_ids": request_id, "all_status": "true"},
+            deadline=deadline,
         )
         items = reply.data if isinstance(reply.data, list) else []
         if not items:
@@ -959,8 +1001,8 @@ class BaseClient(Generic[HttpClientT]):
         items = reply.data if isinstance(reply.data, list) else []
         return [decode_record(item)[0] for item in items if isinstance(item, dict)]
 
-    def _flow_wait_for_request(self, request_id: str, timeout: float) -> Flow[RequestStatus]:
-        outcome: RequestOutcome = yield Wait(self._request_id(request_id), timeout, "wait")
+    def _flow_wait_for_request(self, request_id: str, deadline: Deadline) -> Flow[RequestStatus]:
+        outcome: RequestOutcome = yield Wait(self._request_id(request_id), deadline, "wait")
         return outcome.status
 
     def _flow_cancel_request(self, request_id: str) -> Flow[list[str]]:
@@ -970,7 +1012,7 @@ class BaseClient(Generic[HttpClientT]):
             operation="cancel_request",
             submits_work=False,
         )
-        outcome = yield from self._submit_and_wait(call, self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
         value = outcome.return_value
         return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -980,6 +1022,7 @@ __all__ = [
     "Call",
     "Collect",
     "Collected",
+    "Deadline",
     "Flow",
     "Reply",
     "RequestMetrics",

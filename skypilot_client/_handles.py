@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._deadline import Deadline
 from .errors import RequestCancelledError, RequestFailedError
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class _HandleBase(Generic[T]):
         *,
         operation: str,
         default_timeout: float,
-        finish: Callable[[str, float], Flow[T]],
+        finish: Callable[[str, Deadline], Flow[T]],
     ) -> None:
         self.request_id = request_id
         self.operation = operation
@@ -60,13 +61,14 @@ class RequestHandle(_HandleBase[T]):
     ) -> T:
         """Wait for the request and return its result (raises its classified error).
 
-        ``on_progress`` is called with each ``ProgressEvent`` while waiting.
+        ``on_progress`` is called with each ``ProgressEvent`` while waiting. The whole call,
+        progress included, ends by ``timeout`` (``WaitTimeoutError``).
         """
-        seconds = self._timeout(timeout)
+        deadline = Deadline.after(self._timeout(timeout))
         if on_progress is not None:
-            for event in self.progress():
+            for event in self._client._progress(self.request_id, deadline):
                 on_progress(event)
-        return self._client._run(self._finish(self.request_id, seconds))
+        return self._client._run(self._finish(self.request_id, deadline))
 
     def wait(self, timeout: float | None = None) -> RequestStatus:
         """Wait until the request ends and return its final status (does not raise for a
@@ -102,14 +104,17 @@ class AsyncRequestHandle(_HandleBase[T]):
         *,
         on_progress: Callable[[ProgressEvent], Any | Awaitable[Any]] | None = None,
     ) -> T:
-        """Wait for the request and return its result (raises its classified error)."""
-        seconds = self._timeout(timeout)
+        """Wait for the request and return its result (raises its classified error).
+
+        The whole call, progress included, ends by ``timeout`` (``WaitTimeoutError``).
+        """
+        deadline = Deadline.after(self._timeout(timeout))
         if on_progress is not None:
-            async for event in self.progress():
+            async for event in self._client._progress(self.request_id, deadline):
                 maybe = on_progress(event)
                 if isinstance(maybe, Awaitable):
                     await maybe
-        return await self._client._run(self._finish(self.request_id, seconds))
+        return await self._client._run(self._finish(self.request_id, deadline))
 
     async def wait(self, timeout: float | None = None) -> RequestStatus:
         """Wait until the request ends and return its final status (does not raise)."""
