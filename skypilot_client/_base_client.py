@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
@@ -105,6 +104,8 @@ class Call:
     cluster_name: str | None = None
     #: The public call's deadline: bounds this call's read timeout (streams included).
     deadline: Deadline | None = None
+    #: This request's own credentials, redacted from its errors (besides the client's token).
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Wait:
     request_id: str
     deadline: Deadline
     operation: str
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,21 +176,17 @@ class RequestMetrics:
 
 @dataclass
 class _Shared:
-    """State shared by a client and every ``with_options`` copy of it (one pool)."""
+    """State shared by a client and every ``with_options`` copy of it (one pool).
+
+    No secrets here: each copy redacts its own token, each request its own credentials.
+    """
 
     http: Any
     owns_http: bool
-    redactor: Redactor
     on_request: Callable[[RequestMetrics], object] | None = None
     server_api_version: int | None = None
     warned_newer_server: bool = False
     closed: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def remember_secrets(self, secrets: list[str]) -> None:
-        """Redact these values from now on (in every copy sharing this state)."""
-        with self.lock:
-            self.redactor = self.redactor.with_secrets(secrets)
 
 
 _NO_CHANGE: Any = object()
@@ -227,11 +225,7 @@ class BaseClient(Generic[HttpClientT]):
             raise InvalidInputError(f"max_connections must be 1 or more, got {max_connections}")
         self._workspace = workspace
         self._identity = user_identity()
-        secrets = []
-        if self._settings.token:
-            secrets.append(self._settings.token.get_secret_value())
-        if self._settings.basic_auth:
-            secrets.append(self._settings.basic_auth[1].get_secret_value())
+        self._redactor = self._own_redactor()
         owns = http_client is None
         http = (
             http_client
@@ -243,9 +237,20 @@ class BaseClient(Generic[HttpClientT]):
                 )
             )
         )
-        self._shared = _Shared(
-            http=http, owns_http=owns, redactor=Redactor(secrets), on_request=on_request
-        )
+        self._shared = _Shared(http=http, owns_http=owns, on_request=on_request)
+
+    def _own_redactor(self) -> Redactor:
+        """Redacts this client's own secrets (token, basic-auth password) and nothing else."""
+        secrets = []
+        if self._settings.token:
+            secrets.append(self._settings.token.get_secret_value())
+        if self._settings.basic_auth:
+            secrets.append(self._settings.basic_auth[1].get_secret_value())
+        return Redactor(secrets)
+
+    def _redactor_for(self, secrets: tuple[str, ...]) -> Redactor:
+        """The client's redactor plus one request's credentials (lives as long as the call)."""
+        return self._redactor.with_secrets(secrets)
 
     def _make_http(self, limits: httpx.Limits) -> HttpClientT:
         raise NotImplementedError
@@ -298,8 +303,6 @@ class BaseClient(Generic[HttpClientT]):
             from ._config import parse_token
 
             changes["token"] = None if token is None else parse_token(token, name="token")
-            if token is not None:
-                self._shared.remember_secrets([token])
         if timeout is not _NO_CHANGE and timeout is not None:
             changes["timeout"] = parse_duration(timeout, name="timeout")
         if max_retries is not _NO_CHANGE and max_retries is not None:
@@ -307,9 +310,8 @@ class BaseClient(Generic[HttpClientT]):
 
             changes["max_retries"] = parse_non_negative_int(max_retries, name="max_retries")
         if changes:
-            from dataclasses import replace
-
             clone._settings = replace(settings, **changes)
+            clone._redactor = clone._own_redactor()
         if workspace is not _NO_CHANGE:
             clone._workspace = workspace
         return clone
@@ -353,13 +355,14 @@ class BaseClient(Generic[HttpClientT]):
     def _body(
         self, fields: Mapping[str, Any], credentials: CloudCredentials | None = None
     ) -> dict[str, Any]:
-        extra_env = None
-        if credentials is not None:
-            extra_env = credentials.to_env_vars()
-            self._shared.remember_secrets(credentials.secret_values())
+        extra_env = credentials.to_env_vars() if credentials is not None else None
         return request_body(
             fields, identity=self._identity, extra_env=extra_env, workspace=self._workspace
         )
+
+    @staticmethod
+    def _secrets_of(credentials: CloudCredentials | None) -> tuple[str, ...]:
+        return tuple(credentials.secret_values()) if credentials is not None else ()
 
     def _submit(
         self,
@@ -378,6 +381,7 @@ class BaseClient(Generic[HttpClientT]):
             json=self._body(fields, credentials),
             submits_work=submits_work,
             cluster_name=cluster_name,
+            secrets=self._secrets_of(credentials),
         )
 
     # -- classification (no I/O) --------------------------------------------------------
@@ -401,7 +405,7 @@ class BaseClient(Generic[HttpClientT]):
             response.status_code,
             response.headers,
             response.content,
-            redactor=self._shared.redactor,
+            redactor=self._redactor_for(call.secrets),
             retry_after=parse_retry_after(response.headers),
         )
         # A 429/503 provably did no work; anything else after a submit may have.
@@ -443,7 +447,7 @@ class BaseClient(Generic[HttpClientT]):
                 f"{call.operation}: {what} timed out ({type(exc).__name__})"
             )
         else:
-            reason = self._shared.redactor.text(str(exc)) or type(exc).__name__
+            reason = self._redactor_for(call.secrets).text(str(exc)) or type(exc).__name__
             error = APIConnectionError(
                 f"{call.operation}: cannot reach the SkyPilot API server at {self.base_url} "
                 f"({reason})"
@@ -573,6 +577,7 @@ class BaseClient(Generic[HttpClientT]):
             pass_statuses=frozenset({500}),
             read_timeout=read_timeout,
             long_poll=True,
+            secrets=effect.secrets,
         )
 
     def _outcome(self, reply: Reply, effect: Wait) -> RequestOutcome:
@@ -581,7 +586,7 @@ class BaseClient(Generic[HttpClientT]):
             reply.headers,
             reply.content,
             request_id=effect.request_id,
-            redactor=self._shared.redactor,
+            redactor=self._redactor_for(effect.secrets),
         )
 
     def _wait_timeout(self, effect: Wait) -> WaitTimeoutError:
@@ -649,7 +654,7 @@ class BaseClient(Generic[HttpClientT]):
         yield from self._require_version(call.operation)
         reply = yield call
         request_id = self._submitted_id(call, reply)
-        outcome: RequestOutcome = yield Wait(request_id, deadline, call.operation)
+        outcome: RequestOutcome = yield Wait(request_id, deadline, call.operation, call.secrets)
         return outcome
 
     def _status_deadline(self) -> Deadline:
@@ -715,7 +720,8 @@ class BaseClient(Generic[HttpClientT]):
         """The launch's result; with ``detach=False`` also its job's, all by one deadline."""
         from .models import LaunchResult, LogsRequest
 
-        outcome: RequestOutcome = yield Wait(request_id, deadline, "launch")
+        secrets = self._secrets_of(request.credentials)
+        outcome: RequestOutcome = yield Wait(request_id, deadline, "launch", secrets)
         value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
         job_id = value.get("job_id")
         result = {
