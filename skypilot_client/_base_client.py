@@ -401,19 +401,24 @@ class BaseClient(Generic[HttpClientT]):
             )
 
     def _status_error(self, call: Call, response: httpx.Response) -> SkyPilotError:
+        status = response.status_code
         error = error_from_response(
-            response.status_code,
+            status,
             response.headers,
             response.content,
             redactor=self._redactor_for(call.secrets),
             retry_after=parse_retry_after(response.headers),
         )
-        # A 429/503 provably did no work; anything else after a submit may have.
-        if call.submits_work and response.status_code in (500, 502, 504):
-            error.maybe_submitted = True
-            error.message += self._maybe_submitted_hint(call)
+        # Only a 4xx refusal (429 included) or a 503 provably did no work; any other answer
+        # (5xx, a proxy's 52x, a redirect, ...) to a submission may come after it was acted on.
+        if call.submits_work and not (400 <= status < 500 or status == 503):
+            self._mark_maybe_submitted(error, call)
         error.cluster_name = error.cluster_name or call.cluster_name
         return error
+
+    def _mark_maybe_submitted(self, error: SkyPilotError, call: Call) -> None:
+        error.maybe_submitted = True
+        error.message += self._maybe_submitted_hint(call)
 
     def _deadline_error(
         self, operation: str, deadline: Deadline, request_id: str | None
@@ -455,8 +460,7 @@ class BaseClient(Generic[HttpClientT]):
         if call.long_poll and isinstance(exc, httpx.ReadTimeout):
             error.retryable = False  # the waiter polls again within its own deadline
         if call.submits_work and not not_sent:
-            error.maybe_submitted = True
-            error.message += self._maybe_submitted_hint(call)
+            self._mark_maybe_submitted(error, call)
         error.cluster_name = call.cluster_name
         return error
 
@@ -478,7 +482,8 @@ class BaseClient(Generic[HttpClientT]):
     def _reply(self, call: Call, response: httpx.Response) -> Reply:
         """Turn a read response into a Reply, or raise its classified error."""
         self._note_response(response.headers)
-        if response.status_code >= 400 and response.status_code not in call.pass_statuses:
+        ok = 200 <= response.status_code < 300
+        if not ok and response.status_code not in call.pass_statuses:
             raise self._status_error(call, response)
         try:
             data = parse_json(response.content)
@@ -486,12 +491,15 @@ class BaseClient(Generic[HttpClientT]):
             if response.status_code in call.pass_statuses:
                 data = None
             else:
-                raise MalformedResponseError(
+                error = MalformedResponseError(
                     f"{call.operation}: the server sent malformed JSON "
                     f"(HTTP {response.status_code})",
                     request_id=request_id_of(response.headers),
                     status_code=response.status_code,
-                ) from exc
+                )
+                if call.submits_work:  # accepted, perhaps: we cannot tell
+                    self._mark_maybe_submitted(error, call)
+                raise error from exc
         return Reply(
             response.status_code,
             data,
@@ -662,11 +670,15 @@ class BaseClient(Generic[HttpClientT]):
 
     def _submitted_id(self, call: Call, reply: Reply) -> str:
         if not reply.request_id:
-            raise MalformedResponseError(
+            error = MalformedResponseError(
                 f"{call.operation}: the server accepted the request but sent no "
                 "X-Skypilot-Request-ID header (is a proxy stripping it?)",
-                maybe_submitted=call.submits_work,
+                field="X-Skypilot-Request-ID",
+                status_code=reply.status_code,
             )
+            if call.submits_work:
+                self._mark_maybe_submitted(error, call)
+            raise error
         return reply.request_id
 
     def _flow_health(self) -> Flow[HealthStatus]:

@@ -163,7 +163,7 @@ class SkyPilotClient(BaseClient[httpx.Client]):
         except httpx.HTTPError as exc:
             raise self._failed_attempt(call, attempt, started, exc) from exc
         self._observe(call, attempt, started, response)
-        if stream and response.status_code >= 400:
+        if stream and not 200 <= response.status_code < 300:
             response.read()
             response.close()
             self._reply(call, response)  # raises the classified error

@@ -1,0 +1,199 @@
+"""Server answers we cannot read, values the server did not report, and submissions whose
+fate is unknown. Everything raised is a ``SkyPilotError`` that says what it knows.
+
+Runs the faithful fake (tests/fakes/transcript_server.py) with one answer tampered with, on
+the sync and the async client alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from skypilot_client import (
+    AsyncSkyPilotClient,
+    ExecuteRequest,
+    LaunchRequest,
+    LogsRequest,
+    SkyPilotClient,
+)
+from skypilot_client.errors import MalformedResponseError, SkyPilotError
+from tests.fakes.transcript_server import VERSION_HEADERS, FakeSkyPilotServer
+
+pytestmark = pytest.mark.anyio
+
+URL = "http://fake-skypilot.test:46580"
+MODES = ["sync", "async"]
+Handler = Callable[[httpx.Request], httpx.Response]
+Op = tuple[Callable[[SkyPilotClient], Any], Callable[[AsyncSkyPilotClient], Awaitable[Any]]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def run(mode: str, handler: Handler, op: Op) -> Any:
+    """The operation's result on one client (errors propagate)."""
+    if mode == "sync":
+        with SkyPilotClient(
+            URL, max_retries=0, http_client=httpx.Client(transport=httpx.MockTransport(handler))
+        ) as client:
+            return op[0](client)
+    async with AsyncSkyPilotClient(
+        URL, max_retries=0, http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    ) as aclient:
+        return await op[1](aclient)
+
+
+async def raised(mode: str, handler: Handler, op: Op) -> SkyPilotError:
+    try:
+        await run(mode, handler, op)
+    except SkyPilotError as exc:
+        return exc
+    raise AssertionError("the call did not raise")
+
+
+def returning(fake: FakeSkyPilotServer, path: str, value: Any, name: str = "sky.op") -> Handler:
+    """The fake, except that the request submitted to ``path`` returns ``value``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path != path:
+            return fake.handle(request)
+        fake.requests.append(request)
+        return fake._submit(name, value)
+
+    return handler
+
+
+def answering(
+    fake: FakeSkyPilotServer, path: str, response: Callable[[], httpx.Response]
+) -> Handler:
+    """The fake, except that ``path`` answers ``response()`` directly."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return response() if request.url.path == path else fake.handle(request)
+
+    return handler
+
+
+EXECUTE = ExecuteRequest(cluster_name="train-up", command="echo hi")
+LOGS = LogsRequest(cluster_name="train-up", job_id=1)
+LAUNCH_ATTACHED = LaunchRequest(cluster_name="train-up", task={"run": "x"}, detach=False)
+
+
+def op(name: str) -> Op:
+    """A public call by name, for both clients."""
+
+    async def launch_result(c: AsyncSkyPilotClient, request: LaunchRequest) -> Any:
+        return await (await c.launch(request)).result()
+
+    table: dict[str, Op] = {
+        "health": (lambda c: c.health(), lambda c: c.health()),
+        "execute": (lambda c: c.execute(EXECUTE), lambda c: c.execute(EXECUTE)),
+        "get_logs": (lambda c: c.get_logs(LOGS), lambda c: c.get_logs(LOGS)),
+        "launch_attached": (
+            lambda c: c.launch(LAUNCH_ATTACHED).result(),
+            lambda c: launch_result(c, LAUNCH_ATTACHED),
+        ),
+        "list_clusters": (lambda c: c.list_clusters(), lambda c: c.list_clusters()),
+        "get_status": (lambda c: c.get_status("train-up"), lambda c: c.get_status("train-up")),
+        "queue": (lambda c: c.queue("train-up"), lambda c: c.queue("train-up")),
+        "get_request": (lambda c: c.get_request("rid"), lambda c: c.get_request("rid")),
+        "list_requests": (lambda c: c.list_requests(), lambda c: c.list_requests()),
+        "list_accelerators": (
+            lambda c: c.list_accelerators("H100", clouds=["hyperbolic"]),
+            lambda c: c.list_accelerators("H100", clouds=["hyperbolic"]),
+        ),
+        "enabled_clouds": (lambda c: c.enabled_clouds(), lambda c: c.enabled_clouds()),
+        "cancel_request": (
+            lambda c: c.cancel_request("rid"),
+            lambda c: c.cancel_request("rid"),
+        ),
+        "terminate": (lambda c: c.terminate("train-up"), lambda c: c.terminate("train-up")),
+        "stop": (lambda c: c.stop("train-up"), lambda c: c.stop("train-up")),
+        "autostop": (
+            lambda c: c.autostop("train-up", 10),
+            lambda c: c.autostop("train-up", 10),
+        ),
+        "start": (lambda c: c.start("train-up"), lambda c: c.start("train-up")),
+        "launch": (
+            lambda c: c.launch(LaunchRequest(cluster_name="train-up", task={"run": "x"})),
+            lambda c: c.launch(LaunchRequest(cluster_name="train-up", task={"run": "x"})),
+        ),
+    }
+    return table[name]
+
+
+# ---------------------------------------------------------------------------- maybe submitted
+
+SUBMISSIONS = [
+    ("launch", "/launch"),
+    ("execute", "/exec"),
+    ("terminate", "/down"),
+    ("stop", "/stop"),
+    ("start", "/start"),
+    ("autostop", "/autostop"),
+]
+MAYBE_ACTED = [301, 307, 500, 501, 502, 504, 505, 507, 520, 521, 522, 523, 524, 599]
+DID_NOT_ACT = [400, 401, 403, 404, 409, 422, 429, 503]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "path"), SUBMISSIONS)
+@pytest.mark.parametrize("status", MAYBE_ACTED)
+async def test_submission_answered_oddly_may_have_been_submitted(
+    mode: str, name: str, path: str, status: int
+) -> None:
+    fake = FakeSkyPilotServer()
+
+    def answer() -> httpx.Response:
+        return httpx.Response(status, text="upstream trouble", headers={"location": "/x"})
+
+    error = await raised(mode, answering(fake, path, answer), op(name))
+
+    assert error.status_code == status
+    assert error.maybe_submitted is True
+    assert error.is_retryable is False
+    assert "may have been submitted" in str(error)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "path"), SUBMISSIONS)
+@pytest.mark.parametrize("status", DID_NOT_ACT)
+async def test_submission_refused_did_nothing(mode: str, name: str, path: str, status: int) -> None:
+    fake = FakeSkyPilotServer()
+
+    def answer() -> httpx.Response:
+        return httpx.Response(status, json={"detail": "no"})
+
+    error = await raised(mode, answering(fake, path, answer), op(name))
+
+    assert error.status_code == status
+    assert error.maybe_submitted is False
+
+
+UNREADABLE_ACCEPTANCE: list[Callable[[], httpx.Response]] = [
+    lambda: httpx.Response(200, text="<html>gateway says hi</html>"),
+    lambda: httpx.Response(200, content=b'{"half": '),
+    lambda: httpx.Response(200, json=None),  # no X-Skypilot-Request-ID header
+    lambda: httpx.Response(202, json=None, headers=VERSION_HEADERS),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "path"), SUBMISSIONS)
+@pytest.mark.parametrize("answer", UNREADABLE_ACCEPTANCE, ids=["html", "half-json", "no-id", "202"])
+async def test_unreadable_acceptance_may_have_been_submitted(
+    mode: str, name: str, path: str, answer: Callable[[], httpx.Response]
+) -> None:
+    fake = FakeSkyPilotServer()
+
+    error = await raised(mode, answering(fake, path, answer), op(name))
+
+    assert type(error) is MalformedResponseError
+    assert error.maybe_submitted is True
+    assert error.is_retryable is False
