@@ -809,7 +809,9 @@ class BaseClient(Generic[HttpClientT]):
         if not collected.request_id:
             raise MalformedResponseError("logs: the server sent no request id for the log stream")
         outcome: RequestOutcome = yield Wait(collected.request_id, deadline, "logs")
-        exit_code = outcome.return_value if isinstance(outcome.return_value, int) else 0
+        value = outcome.return_value
+        # Not reported (or not a number) is unknown, never a plausible 0.
+        exit_code = value if isinstance(value, int) and not isinstance(value, bool) else None
         return JobLogs(
             request_id=collected.request_id,
             cluster_name=request.cluster_name,

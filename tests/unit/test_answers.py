@@ -128,6 +128,31 @@ def op(name: str) -> Op:
     return table[name]
 
 
+# ---------------------------------------------------------------------------- unknown values
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_unreported_exit_code_is_none_not_zero(mode: str) -> None:
+    fake = FakeSkyPilotServer(job_exit_code=None)
+
+    result = await run(mode, fake.handle, op("execute"))
+    assert result.exit_code is None
+    assert result.succeeded is None  # unknown, not True
+    logs = await run(mode, fake.handle, op("get_logs"))
+    assert logs.exit_code is None
+    launched = await run(mode, fake.handle, op("launch_attached"))
+    assert launched.exit_code is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("value", [True, "0", 1.5])
+async def test_exit_code_of_the_wrong_type_is_not_an_exit_code(mode: str, value: Any) -> None:
+    fake = FakeSkyPilotServer(job_exit_code=value)
+
+    result = await run(mode, fake.handle, op("execute"))
+    assert result.exit_code is None and result.succeeded is None
+
+
 # ---------------------------------------------------------------------------- maybe submitted
 
 SUBMISSIONS = [
