@@ -26,7 +26,11 @@ from ._protocol import (
     clean_output,
     decode_record,
     error_from_response,
+    expect_dict,
+    expect_list,
+    malformed,
     outcome_of_get,
+    parse_answer,
     parse_json,
     request_body,
     request_id_of,
@@ -55,6 +59,8 @@ from .errors import (
 from .retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from pydantic import BaseModel
+
     from .models import (
         AcceleratorOffer,
         CloudCredentials,
@@ -78,6 +84,7 @@ logger = logging.getLogger("skypilot_client")
 logger.addHandler(logging.NullHandler())
 
 T = TypeVar("T")
+M = TypeVar("M", bound="BaseModel")
 HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
 
 
@@ -595,6 +602,7 @@ class BaseClient(Generic[HttpClientT]):
             reply.content,
             request_id=effect.request_id,
             redactor=self._redactor_for(effect.secrets),
+            operation=effect.operation,
         )
 
     def _wait_timeout(self, effect: Wait) -> WaitTimeoutError:
@@ -685,7 +693,13 @@ class BaseClient(Generic[HttpClientT]):
         from .models import HealthStatus
 
         reply = yield Call("GET", "/api/health", "health")
-        health = HealthStatus.model_validate(reply.data)
+        health = parse_answer(
+            HealthStatus,
+            expect_dict(reply.data, operation="health", where="health"),
+            operation="health",
+            where="health",
+            request_id=reply.request_id,
+        )
         header_version = server_api_version(reply.headers)
         problem = version_problem(
             header_version if header_version is not None else health.api_version,
@@ -734,20 +748,27 @@ class BaseClient(Generic[HttpClientT]):
 
         secrets = self._secrets_of(request.credentials)
         outcome: RequestOutcome = yield Wait(request_id, deadline, "launch", secrets)
-        value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
-        job_id = value.get("job_id")
-        result = {
-            "request_id": request_id,
-            "cluster_name": request.cluster_name,
-            "job_id": job_id,
-            "dryrun": request.dryrun,
-        }
-        if not request.detach and job_id is not None and not request.dryrun:
+        value = expect_dict(
+            outcome.return_value, operation="launch", where="return_value", request_id=request_id
+        )
+        result = parse_answer(
+            LaunchResult,
+            {
+                "request_id": request_id,
+                "cluster_name": request.cluster_name,
+                "job_id": value.get("job_id"),
+                "dryrun": request.dryrun,
+            },
+            operation="launch",
+            where="return_value",
+            request_id=request_id,
+        )
+        if not request.detach and result.job_id is not None and not request.dryrun:
             logs = yield from self._flow_logs(
-                LogsRequest(cluster_name=request.cluster_name, job_id=job_id), deadline
+                LogsRequest(cluster_name=request.cluster_name, job_id=result.job_id), deadline
             )
-            result.update(exit_code=logs.exit_code, output=logs.output)
-        return LaunchResult.model_validate(result)
+            result = result.model_copy(update={"exit_code": logs.exit_code, "output": logs.output})
+        return result
 
     def _flow_execute(self, request: ExecuteRequest, deadline: Deadline) -> Flow[ExecuteResult]:
         from .models import ExecuteResult, LogsRequest
@@ -768,13 +789,20 @@ class BaseClient(Generic[HttpClientT]):
             cluster_name=request.cluster_name,
         )
         outcome = yield from self._submit_and_wait(call, deadline)
-        value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
+        rid = outcome.status.request_id
+        value = expect_dict(
+            outcome.return_value, operation="execute", where="return_value", request_id=rid
+        )
         job_id = value.get("job_id")
-        if not isinstance(job_id, int):
-            raise SkyPilotError(
-                f"execute: the server returned no job id for cluster {request.cluster_name!r}",
-                request_id=outcome.status.request_id,
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            error = malformed(
+                "execute",
+                "return_value.job_id",
+                f"expected the job id (an integer), got {type(job_id).__name__}",
+                request_id=rid,
             )
+            self._mark_maybe_submitted(error, call)  # the command may be running
+            raise error
         logs = yield from self._flow_logs(
             LogsRequest(cluster_name=request.cluster_name, job_id=job_id), deadline
         )
@@ -807,7 +835,10 @@ class BaseClient(Generic[HttpClientT]):
         call = replace(self._logs_call(request), deadline=deadline)
         collected: Collected = yield Collect(call)
         if not collected.request_id:
-            raise MalformedResponseError("logs: the server sent no request id for the log stream")
+            raise MalformedResponseError(
+                "logs: the server sent no request id for the log stream",
+                field="X-Skypilot-Request-ID",
+            )
         outcome: RequestOutcome = yield Wait(collected.request_id, deadline, "logs")
         value = outcome.return_value
         # Not reported (or not a number) is unknown, never a plausible 0.
@@ -833,8 +864,16 @@ class BaseClient(Generic[HttpClientT]):
             cluster_name=cluster_name,
         )
         outcome = yield from self._submit_and_wait(call, deadline)
-        value = outcome.return_value if isinstance(outcome.return_value, dict) else {}
-        return {int(k): (JobState(v) if v else None) for k, v in value.items()}
+        rid = outcome.status.request_id
+        where = "return_value"
+        value = expect_dict(outcome.return_value, operation="job_status", where=where)
+        states: dict[int, JobState | None] = {}
+        for key, state in value.items():
+            if not (isinstance(key, str) and key.isdigit()) or not isinstance(state, str | None):
+                problem = "expected {job id: job status}"
+                raise malformed("job_status", f"{where}[{key!r}]", problem, request_id=rid)
+            states[int(key)] = JobState(state) if state else None
+        return states
 
     def _status_call(self, names: list[str] | None, *, refresh: bool, all_users: bool) -> Call:
         fields = {
@@ -846,23 +885,36 @@ class BaseClient(Generic[HttpClientT]):
         }
         return self._submit("/status", fields, operation="status", submits_work=False)
 
+    def _records(
+        self, outcome: RequestOutcome, model: type[M], operation: str
+    ) -> Generator[tuple[dict[str, Any], M], None, None]:
+        """Each record of a list-valued request result with its model (unreadable: raised)."""
+        rid = outcome.status.request_id
+        where = "return_value"
+        records = expect_list(
+            outcome.return_value, operation=operation, where=where, request_id=rid
+        )
+        for i, record in enumerate(records):
+            at = f"{where}[{i}]"
+            record = expect_dict(record, operation=operation, where=at, request_id=rid)
+            yield record, parse_answer(model, record, operation=operation, where=at, request_id=rid)
+
     def _flow_list_clusters(self, *, refresh: bool, all_users: bool) -> Flow[ClusterList]:
         from .models import ClusterList, ClusterStatus
 
         call = self._status_call(None, refresh=refresh, all_users=all_users)
         outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        records = outcome.return_value if isinstance(outcome.return_value, list) else []
-        return ClusterList(clusters=[ClusterStatus.model_validate(r) for r in records])
+        clusters = [c for _, c in self._records(outcome, ClusterStatus, "status")]
+        return ClusterList(clusters=clusters)
 
     def _flow_get_status(self, name: str, *, refresh: bool, all_users: bool) -> Flow[ClusterStatus]:
         from .models import ClusterStatus
 
         call = self._status_call([self._cluster_name(name)], refresh=refresh, all_users=all_users)
         outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        records = outcome.return_value if isinstance(outcome.return_value, list) else []
-        for record in records:
-            if isinstance(record, dict) and record.get("name") == name:
-                return ClusterStatus.model_validate(record)
+        for _, cluster in self._records(outcome, ClusterStatus, "status"):
+            if cluster.name == name:
+                return cluster
         raise ClusterNotFoundError(
             f"Cluster {name!r} does not exist.",
             request_id=outcome.status.request_id,
@@ -924,8 +976,7 @@ class BaseClient(Generic[HttpClientT]):
             cluster_name=name,
         )
         outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        records = outcome.return_value if isinstance(outcome.return_value, list) else []
-        return [Job.model_validate(r) for r in records]
+        return [job for _, job in self._records(outcome, Job, "queue")]
 
     def _flow_list_accelerators(
         self,
@@ -953,7 +1004,11 @@ class BaseClient(Generic[HttpClientT]):
             "/list_accelerators", fields, operation="list_accelerators", submits_work=False
         )
         outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        return offers_from_list_accelerators(outcome.return_value)
+        return offers_from_list_accelerators(
+            outcome.return_value,
+            operation="list_accelerators",
+            request_id=outcome.status.request_id,
+        )
 
     def _flow_enabled_clouds(self, workspace: str | None) -> Flow[list[str]]:
         yield from self._require_version("enabled_clouds")
@@ -966,8 +1021,12 @@ class BaseClient(Generic[HttpClientT]):
         outcome: RequestOutcome = yield Wait(
             self._submitted_id(call, reply), self._status_deadline(), "enabled_clouds"
         )
-        value = outcome.return_value
-        return [str(c) for c in value] if isinstance(value, list) else []
+        rid = outcome.status.request_id
+        where = "return_value"
+        clouds = expect_list(
+            outcome.return_value, operation="enabled_clouds", where=where, request_id=rid
+        )
+        return [str(c) for c in clouds]
 
     def _flow_estimate_cost(self, request: EstimateCostRequest) -> Flow[CostEstimate]:
         spec = resource_spec(request.task, spot=request.spot)
@@ -1000,12 +1059,12 @@ class BaseClient(Generic[HttpClientT]):
             params={"request_ids": request_id, "all_status": "true"},
             deadline=deadline,
         )
-        items = reply.data if isinstance(reply.data, list) else []
+        items = expect_list(reply.data, operation="get_request", where="/api/status answer")
         if not items:
             raise NotFoundError(
                 f"Request {request_id!r} not found", status_code=404, request_id=request_id
             )
-        return decode_record(items[0])[0]
+        return decode_record(items[0], operation="get_request", where="/api/status[0]")[0]
 
     def _flow_list_requests(
         self, *, cluster_name: str | None, all_status: bool, limit: int | None
@@ -1018,8 +1077,11 @@ class BaseClient(Generic[HttpClientT]):
                 raise InvalidInputError("limit must be 1 or more")
             params["limit"] = limit
         reply = yield Call("GET", "/api/status", "list_requests", params=params)
-        items = reply.data if isinstance(reply.data, list) else []
-        return [decode_record(item)[0] for item in items if isinstance(item, dict)]
+        items = expect_list(reply.data, operation="list_requests", where="/api/status answer")
+        return [
+            decode_record(item, operation="list_requests", where=f"/api/status[{i}]")[0]
+            for i, item in enumerate(items)
+        ]
 
     def _flow_wait_for_request(self, request_id: str, deadline: Deadline) -> Flow[RequestStatus]:
         outcome: RequestOutcome = yield Wait(self._request_id(request_id), deadline, "wait")
@@ -1033,8 +1095,12 @@ class BaseClient(Generic[HttpClientT]):
             submits_work=False,
         )
         outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        value = outcome.return_value
-        return [str(v) for v in value] if isinstance(value, list) else []
+        rid = outcome.status.request_id
+        where = "return_value"
+        ids = expect_list(
+            outcome.return_value, operation="cancel_request", where=where, request_id=rid
+        )
+        return [str(v) for v in ids]
 
 
 __all__ = [

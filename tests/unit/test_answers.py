@@ -153,6 +153,83 @@ async def test_exit_code_of_the_wrong_type_is_not_an_exit_code(mode: str, value:
     assert result.exit_code is None and result.succeeded is None
 
 
+# ---------------------------------------------------------------------------- malformed answers
+
+BAD_CLUSTER = {"name": "train-up", "status": "UP", "launched_at": "yesterday"}
+BAD_JOB = {"job_name": "x", "status": "RUNNING"}
+BAD_ROW = ["Hyperbolic", "1x-H100", 1, "lots", 28, 80, 271, 2.5, None, "us-central-1"]
+
+SUBMITTED_RESULTS = [
+    # (operation, path answered, value returned by the request, field the error names)
+    ("list_clusters", "/status", [{"name": "x"}], "status"),
+    ("list_clusters", "/status", {"clusters": []}, "return_value"),
+    ("get_status", "/status", [BAD_CLUSTER], "launched_at"),
+    ("queue", "/queue", [BAD_JOB], "job_id"),
+    ("queue", "/queue", "no jobs", "return_value"),
+    ("execute", "/job_status", {"one": "RUNNING"}, "job_status"),
+    ("execute", "/exec", {"job_id": "seven"}, "job_id"),
+    ("launch_attached", "/launch", {"job_id": "seven"}, "job_id"),
+    ("launch_attached", "/launch", ["not", "a", "dict"], "return_value"),
+    ("list_accelerators", "/list_accelerators", {"H100": [BAD_ROW]}, "accelerator_count"),
+    ("list_accelerators", "/list_accelerators", ["H100"], "return_value"),
+    ("enabled_clouds", "/enabled_clouds", "hyperbolic", "return_value"),
+    ("cancel_request", "/api/cancel", {"rid": True}, "return_value"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "path", "value", "field"), SUBMITTED_RESULTS)
+async def test_unreadable_request_result_names_the_field(
+    mode: str, name: str, path: str, value: Any, field: str
+) -> None:
+    fake = FakeSkyPilotServer()
+
+    error = await raised(mode, returning(fake, path, value), op(name))
+
+    assert type(error) is MalformedResponseError, repr(error)
+    assert field in error.message
+    assert error.request_id  # the request whose answer it was
+
+
+def _json(status: int, body: Any) -> Callable[[], httpx.Response]:
+    return lambda: httpx.Response(status, json=body, headers=VERSION_HEADERS)
+
+
+RUNNING = {"request_id": "r", "name": "sky.launch", "status": "RUNNING"}
+DIRECT_ANSWERS = [
+    ("health", "/api/health", _json(200, ["healthy"]), "health"),
+    ("health", "/api/health", _json(200, {"api_version": "62"}), "status"),
+    ("get_request", "/api/status", _json(200, {"request_id": "rid"}), "api/status"),
+    ("get_request", "/api/status", _json(200, [{"request_id": "rid"}]), "name"),
+    ("list_requests", "/api/status", _json(200, [{"name": "sky.launch"}]), "request_id"),
+    ("list_requests", "/api/status", _json(200, [RUNNING, 2]), "[1]"),
+    ("list_requests", "/api/status", _json(200, None), "api/status"),
+    ("execute", "/api/get", _json(200, {"status": "SUCCEEDED", "name": "sky.exec"}), "request_id"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "path", "response", "field"), DIRECT_ANSWERS)
+async def test_unreadable_answer_names_the_field(
+    mode: str, name: str, path: str, response: Callable[[], httpx.Response], field: str
+) -> None:
+    fake = FakeSkyPilotServer()
+
+    error = await raised(mode, answering(fake, path, response), op(name))
+
+    assert type(error) is MalformedResponseError, repr(error)
+    assert field in error.message
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_parse_failures_chain_the_parser_error(mode: str) -> None:
+    fake = FakeSkyPilotServer()
+
+    error = await raised(mode, returning(fake, "/queue", [BAD_JOB]), op("queue"))
+
+    assert error.__cause__ is not None  # the pydantic error, for whoever debugs it
+
+
 # ---------------------------------------------------------------------------- maybe submitted
 
 SUBMISSIONS = [
