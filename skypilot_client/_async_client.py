@@ -13,7 +13,6 @@ import httpx
 from . import _constants as C
 from ._base_client import (
     _NO_CHANGE,
-    BaseClient,
     Call,
     Collect,
     Collected,
@@ -27,6 +26,7 @@ from ._base_client import (
 from ._handles import AsyncRequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
 from .errors import APITimeoutError
+from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from .models import (
@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
 T = TypeVar("T")
 
 
-class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
+class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
     """Typed async client for a SkyPilot API server: ``SkyPilotClient`` with ``await``.
 
     Arguments left as ``None`` come from the environment, then ``~/.sky/config.yaml``, then

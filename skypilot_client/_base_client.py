@@ -1,9 +1,10 @@
-"""What the sync and async clients share: settings, request building, classification, and
-every operation written once as a *flow*.
+"""The core the sync and async clients share: settings, request building, send/parse and
+error classification, plus the steps every flow uses (version gate, submit-and-wait, reading
+records).
 
-A flow is a generator that yields effects (``Call``, ``Wait``, ``Collect``) and receives
-their results. ``SkyPilotClient`` runs flows with blocking I/O, ``AsyncSkyPilotClient`` with
-``await``; neither contains protocol logic of its own.
+Operations are written once as *flows* (generators yielding the effects of ``_effects.py``),
+grouped by resource in ``resources/``. ``SkyPilotClient`` runs flows with blocking I/O,
+``AsyncSkyPilotClient`` with ``await``; neither contains protocol logic of its own.
 """
 
 from __future__ import annotations
@@ -19,16 +20,14 @@ import httpx
 
 from . import _constants as C
 from ._config import ClientSettings, parse_duration, resolve_settings
-from ._deadline import GRACE, Deadline
+from ._deadline import GRACE, Deadline, wait_seconds
+from ._effects import Call, Collect, Collected, Effect, Flow, Reply, Wait
 from ._protocol import (
     RequestOutcome,
     base_headers,
-    clean_output,
-    decode_record,
     error_from_response,
     expect_dict,
     expect_list,
-    malformed,
     outcome_of_get,
     parse_answer,
     parse_json,
@@ -39,20 +38,11 @@ from ._protocol import (
     version_problem,
 )
 from ._redact import Redactor
-from ._tasks import (
-    cheapest,
-    command_task,
-    offers_from_list_accelerators,
-    prepare_launch_task,
-    resource_spec,
-)
 from .errors import (
     APIConnectionError,
     APITimeoutError,
-    ClusterNotFoundError,
     InvalidInputError,
     MalformedResponseError,
-    NotFoundError,
     SkyPilotError,
     WaitTimeoutError,
 )
@@ -61,99 +51,13 @@ from .retry import RetryPolicy, parse_retry_after
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from pydantic import BaseModel
 
-    from .models import (
-        AcceleratorOffer,
-        CloudCredentials,
-        ClusterList,
-        ClusterStatus,
-        CostEstimate,
-        EstimateCostRequest,
-        ExecuteRequest,
-        ExecuteResult,
-        HealthStatus,
-        Job,
-        JobLogs,
-        JobState,
-        LaunchRequest,
-        LaunchResult,
-        LogsRequest,
-        RequestStatus,
-    )
+    from .models import CloudCredentials, HealthStatus
 
 logger = logging.getLogger("skypilot_client")
 logger.addHandler(logging.NullHandler())
 
-T = TypeVar("T")
 M = TypeVar("M", bound="BaseModel")
 HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
-
-
-# ---------------------------------------------------------------------------- effects
-
-
-@dataclass(frozen=True)
-class Call:
-    """One HTTP exchange that answers JSON (retried per the policy)."""
-
-    method: str
-    path: str
-    operation: str
-    params: Mapping[str, Any] | None = None
-    json: Any = None
-    #: A POST that makes the server do work: never replayed once it may have arrived.
-    submits_work: bool = False
-    #: Statuses handed back to the flow instead of raised (``/api/get`` answers 500 + record).
-    pass_statuses: frozenset[int] = frozenset()
-    #: Read timeout for this call; None = the client's timeout.
-    read_timeout: float | None = None
-    #: A server long poll: its read timeout is not an error to retry, the waiter re-polls.
-    long_poll: bool = False
-    cluster_name: str | None = None
-    #: The public call's deadline: bounds this call's read timeout (streams included).
-    deadline: Deadline | None = None
-    #: This request's own credentials, redacted from its errors (besides the client's token).
-    secrets: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A successful JSON response."""
-
-    status_code: int
-    data: Any
-    request_id: str | None
-    headers: Mapping[str, str]
-    content: bytes = b""
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Wait (server long poll) until a request ends, at the latest by ``deadline``."""
-
-    request_id: str
-    deadline: Deadline
-    operation: str
-    secrets: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Collect:
-    """Read a whole text stream (``POST /logs``), payload lines filtered, by the call's
-    deadline."""
-
-    call: Call
-
-
-@dataclass(frozen=True)
-class Collected:
-    """What a ``Collect`` read: output lines and the request id of the stream."""
-
-    lines: list[str]
-    request_id: str | None
-
-
-Effect = Call | Wait | Collect
-Flow = Generator[Effect, Any, T]
 
 
 @dataclass(frozen=True)
@@ -200,7 +104,9 @@ _NO_CHANGE: Any = object()
 
 
 class BaseClient(Generic[HttpClientT]):
-    """Shared configuration, request building, classification and flows."""
+    """The shared core: settings, request building, send/parse, classification, and the
+    steps every flow uses. The flows themselves live in ``resources/``, one file per
+    resource."""
 
     _shared: _Shared
     _settings: ClientSettings
@@ -608,35 +514,9 @@ class BaseClient(Generic[HttpClientT]):
     def _wait_timeout(self, effect: Wait) -> WaitTimeoutError:
         return self._deadline_error(effect.operation, effect.deadline, effect.request_id)
 
-    def _stream_call(
-        self,
-        request_id: str | None,
-        *,
-        follow: bool,
-        tail: int | None,
-        deadline: Deadline | None = None,
-    ) -> Call:
-        params: dict[str, Any] = {"format": "console", "follow": str(follow).lower()}
-        if request_id is not None:
-            params["request_id"] = request_id
-        if tail is not None:
-            params["tail"] = tail
-        return Call(
-            "GET",
-            "/api/stream",
-            "stream",
-            params=params,
-            read_timeout=C.STREAM_READ_TIMEOUT,
-            deadline=deadline,
-        )
-
     @staticmethod
     def _wait_timeout_arg(timeout: float | None, default: float, name: str = "timeout") -> float:
-        if timeout is None:
-            return default
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise InvalidInputError(f"{name} must be a positive number of seconds, got {timeout!r}")
-        return float(timeout)
+        return wait_seconds(timeout, default, name)
 
     @staticmethod
     def _cluster_name(name: str) -> str:
@@ -653,7 +533,7 @@ class BaseClient(Generic[HttpClientT]):
             raise InvalidInputError("request_id must be a non-empty string")
         return request_id.strip()
 
-    # -- flows: every operation, written once -------------------------------------------
+    # -- steps every flow uses ------------------------------------------------------------
 
     def _require_version(
         self, operation: str, min_version: int = C.MIN_SERVER_API_VERSION
@@ -715,176 +595,6 @@ class BaseClient(Generic[HttpClientT]):
         reply = yield call
         return self._submitted_id(call, reply)
 
-    def _launch_call(self, request: LaunchRequest) -> Call:
-        task = prepare_launch_task(
-            request.task,
-            envs=request.envs,
-            idle_minutes_to_stop=request.idle_minutes_to_stop,
-            down=request.down,
-        )
-        fields = {
-            "task": task,
-            "cluster_name": request.cluster_name,
-            "retry_until_up": request.retry_until_up,
-            "dryrun": request.dryrun,
-        }
-        return self._submit(
-            "/launch",
-            fields,
-            operation="launch",
-            submits_work=True,
-            credentials=request.credentials,
-            cluster_name=request.cluster_name,
-        )
-
-    def _flow_finish_wait(self, request_id: str, deadline: Deadline) -> Flow[None]:
-        yield Wait(request_id, deadline, "start")
-
-    def _flow_launch_result(
-        self, request: LaunchRequest, request_id: str, deadline: Deadline
-    ) -> Flow[LaunchResult]:
-        """The launch's result; with ``detach=False`` also its job's, all by one deadline."""
-        from .models import LaunchResult, LogsRequest
-
-        secrets = self._secrets_of(request.credentials)
-        outcome: RequestOutcome = yield Wait(request_id, deadline, "launch", secrets)
-        value = expect_dict(
-            outcome.return_value, operation="launch", where="return_value", request_id=request_id
-        )
-        result = parse_answer(
-            LaunchResult,
-            {
-                "request_id": request_id,
-                "cluster_name": request.cluster_name,
-                "job_id": value.get("job_id"),
-                "dryrun": request.dryrun,
-            },
-            operation="launch",
-            where="return_value",
-            request_id=request_id,
-        )
-        if not request.detach and result.job_id is not None and not request.dryrun:
-            logs = yield from self._flow_logs(
-                LogsRequest(cluster_name=request.cluster_name, job_id=result.job_id), deadline
-            )
-            result = result.model_copy(update={"exit_code": logs.exit_code, "output": logs.output})
-        return result
-
-    def _flow_execute(self, request: ExecuteRequest, deadline: Deadline) -> Flow[ExecuteResult]:
-        from .models import ExecuteResult, LogsRequest
-
-        if request.command is not None:
-            task = command_task(request.command, request.envs)
-        else:
-            assert request.task is not None  # checked by the model
-            task = prepare_launch_task(
-                request.task, envs=request.envs, idle_minutes_to_stop=None, down=False
-            )
-        call = self._submit(
-            "/exec",
-            {"task": task, "cluster_name": request.cluster_name},
-            operation="execute",
-            submits_work=True,
-            credentials=request.credentials,
-            cluster_name=request.cluster_name,
-        )
-        outcome = yield from self._submit_and_wait(call, deadline)
-        rid = outcome.status.request_id
-        value = expect_dict(
-            outcome.return_value, operation="execute", where="return_value", request_id=rid
-        )
-        job_id = value.get("job_id")
-        if not isinstance(job_id, int) or isinstance(job_id, bool):
-            error = malformed(
-                "execute",
-                "return_value.job_id",
-                f"expected the job id (an integer), got {type(job_id).__name__}",
-                request_id=rid,
-            )
-            self._mark_maybe_submitted(error, call)  # the command may be running
-            raise error
-        logs = yield from self._flow_logs(
-            LogsRequest(cluster_name=request.cluster_name, job_id=job_id), deadline
-        )
-        statuses = yield from self._flow_job_status(request.cluster_name, [job_id], deadline)
-        return ExecuteResult(
-            request_id=outcome.status.request_id,
-            cluster_name=request.cluster_name,
-            job_id=job_id,
-            exit_code=logs.exit_code,
-            output=logs.output,
-            job_status=statuses.get(job_id),
-        )
-
-    def _logs_call(self, request: LogsRequest) -> Call:
-        fields = {
-            "cluster_name": request.cluster_name,
-            "job_id": request.job_id,
-            "follow": request.follow,
-            "tail": request.tail,
-        }
-        call = self._submit(
-            "/logs", fields, operation="logs", submits_work=False, cluster_name=request.cluster_name
-        )
-        return replace(call, read_timeout=C.STREAM_READ_TIMEOUT)
-
-    def _flow_logs(self, request: LogsRequest, deadline: Deadline) -> Flow[JobLogs]:
-        from .models import JobLogs
-
-        yield from self._require_version("logs")
-        call = replace(self._logs_call(request), deadline=deadline)
-        collected: Collected = yield Collect(call)
-        if not collected.request_id:
-            raise MalformedResponseError(
-                "logs: the server sent no request id for the log stream",
-                field="X-Skypilot-Request-ID",
-            )
-        outcome: RequestOutcome = yield Wait(collected.request_id, deadline, "logs")
-        value = outcome.return_value
-        # Not reported (or not a number) is unknown, never a plausible 0.
-        exit_code = value if isinstance(value, int) and not isinstance(value, bool) else None
-        return JobLogs(
-            request_id=collected.request_id,
-            cluster_name=request.cluster_name,
-            job_id=request.job_id,
-            output=clean_output(collected.lines),
-            exit_code=exit_code,
-        )
-
-    def _flow_job_status(
-        self, cluster_name: str, job_ids: list[int] | None, deadline: Deadline
-    ) -> Flow[dict[int, JobState | None]]:
-        from .models import JobState
-
-        call = self._submit(
-            "/job_status",
-            {"cluster_name": cluster_name, "job_ids": job_ids},
-            operation="job_status",
-            submits_work=False,
-            cluster_name=cluster_name,
-        )
-        outcome = yield from self._submit_and_wait(call, deadline)
-        rid = outcome.status.request_id
-        where = "return_value"
-        value = expect_dict(outcome.return_value, operation="job_status", where=where)
-        states: dict[int, JobState | None] = {}
-        for key, state in value.items():
-            if not (isinstance(key, str) and key.isdigit()) or not isinstance(state, str | None):
-                problem = "expected {job id: job status}"
-                raise malformed("job_status", f"{where}[{key!r}]", problem, request_id=rid)
-            states[int(key)] = JobState(state) if state else None
-        return states
-
-    def _status_call(self, names: list[str] | None, *, refresh: bool, all_users: bool) -> Call:
-        fields = {
-            "cluster_names": names,
-            "refresh": "AUTO" if refresh else "NONE",
-            "all_users": all_users,
-            "include_credentials": False,  # the server default returns SSH private keys
-            "include_handle": False,
-        }
-        return self._submit("/status", fields, operation="status", submits_work=False)
-
     def _records(
         self, outcome: RequestOutcome, model: type[M], operation: str
     ) -> Generator[tuple[dict[str, Any], M], None, None]:
@@ -899,209 +609,6 @@ class BaseClient(Generic[HttpClientT]):
             record = expect_dict(record, operation=operation, where=at, request_id=rid)
             yield record, parse_answer(model, record, operation=operation, where=at, request_id=rid)
 
-    def _flow_list_clusters(self, *, refresh: bool, all_users: bool) -> Flow[ClusterList]:
-        from .models import ClusterList, ClusterStatus
-
-        call = self._status_call(None, refresh=refresh, all_users=all_users)
-        outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        clusters = [c for _, c in self._records(outcome, ClusterStatus, "status")]
-        return ClusterList(clusters=clusters)
-
-    def _flow_get_status(self, name: str, *, refresh: bool, all_users: bool) -> Flow[ClusterStatus]:
-        from .models import ClusterStatus
-
-        call = self._status_call([self._cluster_name(name)], refresh=refresh, all_users=all_users)
-        outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        for _, cluster in self._records(outcome, ClusterStatus, "status"):
-            if cluster.name == name:
-                return cluster
-        raise ClusterNotFoundError(
-            f"Cluster {name!r} does not exist.",
-            request_id=outcome.status.request_id,
-            cluster_name=name,
-            error_type="ClusterDoesNotExist",
-        )
-
-    def _flow_cluster_op(
-        self, path: str, operation: str, fields: dict[str, Any], deadline: Deadline
-    ) -> Flow[None]:
-        name = self._cluster_name(fields["cluster_name"])
-        call = self._submit(path, fields, operation=operation, submits_work=True, cluster_name=name)
-        yield from self._submit_and_wait(call, deadline)
-
-    def _start_call(
-        self,
-        name: str,
-        *,
-        idle_minutes_to_stop: int | None,
-        down: bool,
-        retry_until_up: bool,
-        force: bool,
-    ) -> Call:
-        fields: dict[str, Any] = {
-            "cluster_name": self._cluster_name(name),
-            "retry_until_up": retry_until_up,
-            "down": down,
-            "force": force,
-        }
-        if idle_minutes_to_stop is not None:
-            if idle_minutes_to_stop < 0:
-                raise InvalidInputError("idle_minutes_to_stop must be 0 or more")
-            fields["idle_minutes_to_autostop"] = idle_minutes_to_stop
-        return self._submit(
-            "/start", fields, operation="start", submits_work=True, cluster_name=name
-        )
-
-    def _autostop_fields(self, name: str, idle_minutes: int | None, down: bool) -> dict[str, Any]:
-        if idle_minutes is not None and (isinstance(idle_minutes, bool) or idle_minutes < 0):
-            raise InvalidInputError("idle_minutes must be 0 or more (None cancels autostop)")
-        return {
-            "cluster_name": self._cluster_name(name),
-            "idle_minutes": -1 if idle_minutes is None else idle_minutes,
-            "down": down,
-        }
-
-    def _flow_queue(self, name: str, *, skip_finished: bool, all_users: bool) -> Flow[list[Job]]:
-        from .models import Job
-
-        call = self._submit(
-            "/queue",
-            {
-                "cluster_name": self._cluster_name(name),
-                "skip_finished": skip_finished,
-                "all_users": all_users,
-            },
-            operation="queue",
-            submits_work=False,
-            cluster_name=name,
-        )
-        outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        return [job for _, job in self._records(outcome, Job, "queue")]
-
-    def _flow_list_accelerators(
-        self,
-        *,
-        name_filter: str | None,
-        clouds: list[str] | None,
-        region_filter: str | None,
-        quantity_filter: int | None,
-        gpus_only: bool,
-        all_regions: bool,
-    ) -> Flow[list[AcceleratorOffer]]:
-        if quantity_filter is not None and quantity_filter < 1:
-            raise InvalidInputError("quantity_filter must be 1 or more")
-        fields = {
-            "gpus_only": gpus_only,
-            "name_filter": name_filter,
-            "region_filter": region_filter,
-            "quantity_filter": quantity_filter,
-            "clouds": clouds,
-            "all_regions": all_regions,
-            "require_price": True,
-            "case_sensitive": False,
-        }
-        call = self._submit(
-            "/list_accelerators", fields, operation="list_accelerators", submits_work=False
-        )
-        outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        return offers_from_list_accelerators(
-            outcome.return_value,
-            operation="list_accelerators",
-            request_id=outcome.status.request_id,
-        )
-
-    def _flow_enabled_clouds(self, workspace: str | None) -> Flow[list[str]]:
-        yield from self._require_version("enabled_clouds")
-        params: dict[str, Any] = {"expand": "false"}
-        ws = workspace if workspace is not None else self._workspace
-        if ws is not None:
-            params["workspace"] = ws
-        call = Call("GET", "/enabled_clouds", "enabled_clouds", params=params)
-        reply = yield call
-        outcome: RequestOutcome = yield Wait(
-            self._submitted_id(call, reply), self._status_deadline(), "enabled_clouds"
-        )
-        rid = outcome.status.request_id
-        where = "return_value"
-        clouds = expect_list(
-            outcome.return_value, operation="enabled_clouds", where=where, request_id=rid
-        )
-        return [str(c) for c in clouds]
-
-    def _flow_estimate_cost(self, request: EstimateCostRequest) -> Flow[CostEstimate]:
-        spec = resource_spec(request.task, spot=request.spot)
-        if spec.cloud:
-            clouds = [spec.cloud]
-        else:
-            clouds = yield from self._flow_enabled_clouds(None)
-            if not clouds:
-                raise InvalidInputError(
-                    "estimate_cost: the task names no cloud and the server has none enabled"
-                )
-        offers = yield from self._flow_list_accelerators(
-            name_filter=spec.accelerator,
-            clouds=clouds,
-            region_filter=spec.region,
-            quantity_filter=None,
-            gpus_only=spec.accelerator is not None,
-            all_regions=True,
-        )
-        return cheapest(spec, offers, request.hours)
-
-    def _flow_get_request(
-        self, request_id: str, deadline: Deadline | None = None
-    ) -> Flow[RequestStatus]:
-        request_id = self._request_id(request_id)
-        reply = yield Call(
-            "GET",
-            "/api/status",
-            "get_request",
-            params={"request_ids": request_id, "all_status": "true"},
-            deadline=deadline,
-        )
-        items = expect_list(reply.data, operation="get_request", where="/api/status answer")
-        if not items:
-            raise NotFoundError(
-                f"Request {request_id!r} not found", status_code=404, request_id=request_id
-            )
-        return decode_record(items[0], operation="get_request", where="/api/status[0]")[0]
-
-    def _flow_list_requests(
-        self, *, cluster_name: str | None, all_status: bool, limit: int | None
-    ) -> Flow[list[RequestStatus]]:
-        params: dict[str, Any] = {"all_status": str(all_status).lower()}
-        if cluster_name is not None:
-            params["cluster_name"] = self._cluster_name(cluster_name)
-        if limit is not None:
-            if limit < 1:
-                raise InvalidInputError("limit must be 1 or more")
-            params["limit"] = limit
-        reply = yield Call("GET", "/api/status", "list_requests", params=params)
-        items = expect_list(reply.data, operation="list_requests", where="/api/status answer")
-        return [
-            decode_record(item, operation="list_requests", where=f"/api/status[{i}]")[0]
-            for i, item in enumerate(items)
-        ]
-
-    def _flow_wait_for_request(self, request_id: str, deadline: Deadline) -> Flow[RequestStatus]:
-        outcome: RequestOutcome = yield Wait(self._request_id(request_id), deadline, "wait")
-        return outcome.status
-
-    def _flow_cancel_request(self, request_id: str) -> Flow[list[str]]:
-        call = self._submit(
-            "/api/cancel",
-            {"request_ids": [self._request_id(request_id)]},
-            operation="cancel_request",
-            submits_work=False,
-        )
-        outcome = yield from self._submit_and_wait(call, self._status_deadline())
-        rid = outcome.status.request_id
-        where = "return_value"
-        ids = expect_list(
-            outcome.return_value, operation="cancel_request", where=where, request_id=rid
-        )
-        return [str(v) for v in ids]
-
 
 __all__ = [
     "BaseClient",
@@ -1109,7 +616,9 @@ __all__ = [
     "Collect",
     "Collected",
     "Deadline",
+    "Effect",
     "Flow",
+    "HttpClientT",
     "Reply",
     "RequestMetrics",
     "Wait",

@@ -12,7 +12,6 @@ import httpx
 from . import _constants as C
 from ._base_client import (
     _NO_CHANGE,
-    BaseClient,
     Call,
     Collect,
     Collected,
@@ -26,6 +25,7 @@ from ._base_client import (
 from ._handles import RequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
 from .errors import APITimeoutError
+from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from .models import (
@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
 T = TypeVar("T")
 
 
-class SkyPilotClient(BaseClient[httpx.Client]):
+class SkyPilotClient(ResourceFlows[httpx.Client]):
     """Typed client for a SkyPilot API server (``sky api start``), blocking I/O.
 
     Arguments left as ``None`` come from the environment, then ``~/.sky/config.yaml``, then

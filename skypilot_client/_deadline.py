@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .errors import InvalidInputError
+
 # A timeout that fires this close to the deadline is the deadline (timers are not exact).
 GRACE = 0.05
 
@@ -28,3 +30,12 @@ class Deadline:
     def passed(self, grace: float = 0.0) -> bool:
         """True once fewer than ``grace`` seconds are left."""
         return self.remaining() <= grace
+
+
+def wait_seconds(timeout: float | None, default: float, name: str = "timeout") -> float:
+    """A caller's wait timeout checked (positive seconds), or ``default`` when None."""
+    if timeout is None:
+        return default
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InvalidInputError(f"{name} must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
