@@ -43,7 +43,7 @@ FILE_MB = 4  # the workdir is made of files this big, plus a few small ones
 OURS = r"""
 import json, resource, sys, time
 from skypilot_client import SkyPilotClient
-from skypilot_client._base_client import Call
+from skypilot_client._effects import Call
 from skypilot_client._uploads import upload_local_files
 
 url, workdir = sys.argv[1], sys.argv[2]

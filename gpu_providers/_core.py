@@ -37,6 +37,7 @@ from pydantic import SecretStr
 from skypilot_client.retry import MAX_RETRY_AFTER, RetryPolicy
 
 from ._credentials import CredentialSource, resolve_api_key
+from ._extras import require_extra
 from ._resilience import CircuitBreaker, RateLimiter
 from .errors import (
     AuthenticationError,
@@ -237,6 +238,8 @@ class _LaunchState:
     submitted: bool = False
     instance_id: str | None = None
     operations: list[str] = field(default_factory=list)
+    #: A work submission handed to the wire and not yet answered (cancellation lands here).
+    sending: bool = False
 
     def record(self, report: Created | NothingCreated) -> None:
         """What the flow reported about its submission."""
@@ -272,6 +275,8 @@ class ProviderCore:
     rate_limit: ClassVar[RateLimitSpec] = RateLimitSpec(None)
     breaker: ClassVar[BreakerSpec] = BreakerSpec()
     credentials: ClassVar[CredentialSource]
+    #: The ``skypilot-sdk`` extra that installs this provider's wire stack (checked at init).
+    extra: ClassVar[str | None] = None
     #: Generic region aliases -> provider region codes.
     region_aliases: ClassVar[Mapping[str, str]] = {}
     #: The provider's known regions (others still pass through: new regions appear).
@@ -309,6 +314,8 @@ class ProviderCore:
             env: Environment to read the key from (default ``os.environ``).
             home: Home directory to read the vendor's config file from.
         """
+        if self.extra is not None:  # the wire stack loads lazily: say now what is missing
+            require_extra(self.extra, provider=self.name)
         if timeout <= 0:
             raise InvalidRequestError("timeout must be positive", provider=self.name)
         if max_retries < 0:
@@ -511,12 +518,13 @@ class ProviderCore:
 
     def _settled(self, effect: Effect, error: ProviderError | None, state: _LaunchState) -> None:
         """After an effect: did it (maybe) make the provider do work?"""
+        state.sending = False
         if effect.submits_work and (error is None or error.maybe_submitted):
             state.submitted = True
 
     def _cancelled(self, state: _LaunchState, exc: BaseException) -> None:
         """The caller cancelled (or a bug ended) a call: say loudly what it may leave behind."""
-        if state.submitted:
+        if state.submitted or state.sending:
             logger.warning(
                 "%s interrupted (%s) after the launch may have reached %s; instance: %s. "
                 "List instances by name before launching again.",
@@ -636,7 +644,7 @@ class SyncProviderBase(ProviderCore):
     def _invoke(self, effect: Effect) -> Any:
         raise NotImplementedError  # the wire: a generated module call or a GraphQL execute
 
-    def _perform(self, effect: Effect) -> Any:
+    def _perform(self, effect: Effect, state: _LaunchState) -> Any:
         if isinstance(effect, Pause):
             self._clock.sleep(effect.seconds)
             return None
@@ -646,9 +654,11 @@ class SyncProviderBase(ProviderCore):
                 if wait > 0:
                     self._clock.sleep(wait)
                 trial = self._account.breaker.before_call()
+                state.sending = effect.submits_work
                 try:
                     result = self._invoke(effect)
                 except ProviderError as error:
+                    state.sending = error.maybe_submitted  # a refusal or never sent: no
                     self._record_outcome(error)
                     raise
                 except BaseException as exc:
@@ -670,7 +680,7 @@ class SyncProviderBase(ProviderCore):
                     state.record(effect)
                     continue
                 try:
-                    value = self._perform(effect)
+                    value = self._perform(effect, state)
                 except ProviderError as exc:
                     error = exc
                 self._settled(effect, error, state)
@@ -738,7 +748,7 @@ class AsyncProviderBase(ProviderCore):
     async def _invoke(self, effect: Effect) -> Any:
         raise NotImplementedError
 
-    async def _perform(self, effect: Effect) -> Any:
+    async def _perform(self, effect: Effect, state: _LaunchState) -> Any:
         if isinstance(effect, Pause):
             await self._clock.asleep(effect.seconds)
             return None
@@ -748,9 +758,11 @@ class AsyncProviderBase(ProviderCore):
                 if wait > 0:
                     await self._clock.asleep(wait)
                 trial = self._account.breaker.before_call()
+                state.sending = effect.submits_work
                 try:
                     result = await self._invoke(effect)
                 except ProviderError as error:
+                    state.sending = error.maybe_submitted  # a refusal or never sent: no
                     self._record_outcome(error)
                     raise
                 except BaseException as exc:
@@ -772,7 +784,7 @@ class AsyncProviderBase(ProviderCore):
                     state.record(effect)
                     continue
                 try:
-                    value = await self._perform(effect)
+                    value = await self._perform(effect, state)
                 except ProviderError as exc:
                     error = exc
                 self._settled(effect, error, state)

@@ -19,6 +19,7 @@ import httpx
 from skypilot_client.retry import parse_retry_after
 
 from ._core import AsyncProviderBase, Effect, ProviderCore, SyncProviderBase
+from ._extras import missing_dependency_error
 from .errors import InvalidRequestError, ProviderError
 
 __all__ = ["AsyncGraphQLProvider", "GraphQLCall", "GraphQLProvider"]
@@ -53,7 +54,11 @@ class _GraphQLWire(ProviderCore):
 
     def _new_client(self, path: str) -> Any:
         module, _, name = path.partition(":")
-        return getattr(importlib.import_module(module), name)(**self._client_options())
+        try:
+            client_class = getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError as exc:  # an install whose extra is incomplete
+            raise missing_dependency_error(exc, extra=self.extra, provider=self.name) from exc
+        return client_class(**self._client_options())
 
     def _graphql_error(self, effect: GraphQLCall, exc: Exception) -> ProviderError:
         return self._mark_submission(effect, self._classify_graphql(effect, exc))

@@ -21,6 +21,7 @@ import httpx
 from skypilot_client.retry import parse_retry_after
 
 from ._core import MAPPING_ERRORS, AsyncProviderBase, Effect, ProviderCore, SyncProviderBase
+from ._extras import missing_dependency_error
 from .errors import ProviderError
 
 __all__ = ["AsyncOpenAPIProvider", "Endpoint", "HTTPAnswer", "OpenAPIProvider"]
@@ -99,7 +100,10 @@ class _OpenAPIWire(ProviderCore):
         return self._malformed(effect, exc)
 
     def _new_api(self, http_client: httpx.Client | httpx.AsyncClient) -> Any:
-        client_class = importlib.import_module(f"{self.generated_package}.client").Client
+        try:
+            client_class = importlib.import_module(f"{self.generated_package}.client").Client
+        except ModuleNotFoundError as exc:  # an install whose extra is incomplete
+            raise missing_dependency_error(exc, extra=self.extra, provider=self.name) from exc
         api = client_class(base_url=self._base_url, raise_on_unexpected_status=False)
         if isinstance(http_client, httpx.AsyncClient):
             api.set_async_httpx_client(http_client)

@@ -16,7 +16,8 @@
     ├── UnexpectedResponseError        (an answer that breaks the documented schema)
     ├── CircuitOpenError               (failing fast after repeated failures)
     ├── UnsupportedProviderError       (also a ValueError)
-    └── UnsupportedFeatureError        (also a NotImplementedError)
+    ├── UnsupportedFeatureError        (also a NotImplementedError)
+    └── MissingDependencyError         (also an ImportError: pip install 'skypilot-sdk[<extra>]')
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "InstanceNotReadyError",
     "InvalidRequestError",
     "MissingCredentialsError",
+    "MissingDependencyError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderServerError",
@@ -191,6 +193,28 @@ class UnsupportedProviderError(ProviderError, ValueError):
 
 class UnsupportedFeatureError(ProviderError, NotImplementedError):
     """The provider cannot do that (see ``supports_feature``)."""
+
+
+class MissingDependencyError(ProviderError, ImportError):
+    """The provider needs an optional dependency that is not installed.
+
+    Attributes:
+        extra: The ``skypilot-sdk`` extra that installs it (``runpod`` for
+            ``pip install 'skypilot-sdk[runpod]'``), or ``None`` when no extra does.
+        name: The module that is missing (as on ``ImportError``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        extra: str | None = None,
+        module: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.extra = extra
+        self.name = module
 
 
 def error_for_status(

@@ -2,15 +2,20 @@
 
 Third parties register providers in the entry point group ``gpu_providers.providers``; the
 entry point's object is a ``ProviderEntry``.
+
+A built-in provider whose extra is not installed (``pip install 'skypilot-sdk[runpod]'``)
+raises ``MissingDependencyError`` naming the extra, before anything is imported or sent.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from ._extras import missing_dependency_error, require_extra
 from .errors import UnsupportedProviderError
 from .protocol import AsyncProviderClient, ProviderClient
 
@@ -24,72 +29,122 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "gpu_providers.providers"
 
+logger = logging.getLogger("gpu_providers")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class ProviderEntry:
     """A registered provider: its name, aliases, and where its classes live.
 
     ``sync_class`` and ``async_class`` are ``"module:Class"`` paths, imported on first use so
-    ``import gpu_providers`` stays fast.
+    ``import gpu_providers`` stays fast. ``extra`` names the ``skypilot-sdk`` extra the
+    provider needs (built-in providers only; third parties declare their own requirements).
     """
 
     name: str
     sync_class: str
     async_class: str
     aliases: tuple[str, ...] = ()
+    extra: str | None = None
 
 
 BUILTIN: tuple[ProviderEntry, ...] = (
     ProviderEntry(
-        "lambda",
-        "gpu_providers.lambda_cloud:LambdaProvider",
-        "gpu_providers.lambda_cloud:AsyncLambdaProvider",
-        ("lambdalabs", "lambda-labs", "lambda_labs", "lambda-cloud", "lambda_cloud"),
+        name="lambda",
+        sync_class="gpu_providers.lambda_cloud:LambdaProvider",
+        async_class="gpu_providers.lambda_cloud:AsyncLambdaProvider",
+        aliases=("lambdalabs", "lambda-labs", "lambda_labs", "lambda-cloud", "lambda_cloud"),
+        extra="lambda",
     ),
     ProviderEntry(
-        "paperspace",
-        "gpu_providers.paperspace:PaperspaceProvider",
-        "gpu_providers.paperspace:AsyncPaperspaceProvider",
+        name="paperspace",
+        sync_class="gpu_providers.paperspace:PaperspaceProvider",
+        async_class="gpu_providers.paperspace:AsyncPaperspaceProvider",
+        extra="paperspace",
     ),
     ProviderEntry(
-        "runpod",
-        "gpu_providers.runpod:RunPodProvider",
-        "gpu_providers.runpod:AsyncRunPodProvider",
+        name="runpod",
+        sync_class="gpu_providers.runpod:RunPodProvider",
+        async_class="gpu_providers.runpod:AsyncRunPodProvider",
+        extra="runpod",
     ),
 )
 
 
-def _registry() -> dict[str, ProviderEntry]:
-    entries: dict[str, ProviderEntry] = {}
-    for entry in BUILTIN:
-        entries[entry.name] = entry
+def _matches(entry: ProviderEntry, key: str) -> bool:
+    return key == entry.name or key in entry.aliases
+
+
+def _plugins() -> tuple[dict[str, ProviderEntry], dict[str, BaseException]]:
+    """Providers registered by other packages, and the entry points that failed to load.
+
+    A broken plugin is logged and skipped: it must not take the built-ins (or other plugins)
+    down with it. It fails only when it is asked for by name.
+    """
+    loaded: dict[str, ProviderEntry] = {}
+    broken: dict[str, BaseException] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = point.load()
-        if isinstance(loaded, ProviderEntry) and loaded.name not in entries:
-            entries[loaded.name] = loaded
-    return entries
+        try:
+            entry = point.load()
+        except Exception as exc:  # any import-time failure of third-party code
+            logger.warning(
+                "gpu_providers plugin %r (%s) failed to load and is skipped: %s: %s",
+                point.name,
+                point.value,
+                type(exc).__name__,
+                exc,
+            )
+            broken[point.name.strip().lower()] = exc
+            continue
+        if not isinstance(entry, ProviderEntry):
+            logger.warning(
+                "gpu_providers plugin %r (%s) is not a ProviderEntry; skipped",
+                point.name,
+                point.value,
+            )
+            continue
+        if entry.name not in {b.name for b in BUILTIN}:
+            loaded.setdefault(entry.name, entry)
+    return loaded, broken
 
 
 def _lookup(name: str) -> ProviderEntry:
     if not isinstance(name, str):
         raise UnsupportedProviderError(f"provider name must be a string, got {name!r}")
     key = name.strip().lower()
-    entries = _registry()
-    for entry in entries.values():
-        if key == entry.name or key in entry.aliases:
+    for entry in BUILTIN:  # built-ins resolve without loading any plugin
+        if _matches(entry, key):
             return entry
-    known = ", ".join(sorted(entries))
+    plugins, broken = _plugins()
+    for entry in plugins.values():
+        if _matches(entry, key):
+            return entry
+    if key in broken:
+        error = broken[key]
+        raise UnsupportedProviderError(
+            f"provider {name!r} is registered by a plugin that failed to load: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    known = ", ".join(sorted({e.name for e in BUILTIN} | set(plugins)))
     raise UnsupportedProviderError(f"unknown provider {name!r}; known providers: {known}")
 
 
 def available_providers() -> list[str]:
-    """Names of the registered providers (built-in and from entry points)."""
-    return sorted(_registry())
+    """Names of the registered providers (built-in and from entry points that load)."""
+    return sorted({entry.name for entry in BUILTIN} | set(_plugins()[0]))
 
 
-def _load(path: str) -> Any:
+def _load(entry: ProviderEntry, path: str) -> Any:
+    # The provider modules import their wire stack lazily, so a missing extra would only show
+    # on the first call: check it up front (without importing it).
+    if entry.extra is not None:
+        require_extra(entry.extra, provider=entry.name)
     module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise missing_dependency_error(exc, extra=entry.extra, provider=entry.name) from exc
+    return getattr(loaded, attr)
 
 
 def create_provider(name: str, **options: Any) -> ProviderClient:
@@ -97,12 +152,16 @@ def create_provider(name: str, **options: Any) -> ProviderClient:
 
     ``options`` go to the client: ``api_key=``, ``timeout=``, ``max_retries=``, ...; without
     ``api_key`` the key comes from the environment, then the vendor tool's config file.
+    Raises ``UnsupportedProviderError`` for an unknown name and ``MissingDependencyError``
+    when the provider's extra is not installed.
     """
-    client: ProviderClient = _load(_lookup(name).sync_class)(**options)
+    entry = _lookup(name)
+    client: ProviderClient = _load(entry, entry.sync_class)(**options)
     return client
 
 
 def create_async_provider(name: str, **options: Any) -> AsyncProviderClient:
     """The async twin of ``create_provider``."""
-    client: AsyncProviderClient = _load(_lookup(name).async_class)(**options)
+    entry = _lookup(name)
+    client: AsyncProviderClient = _load(entry, entry.async_class)(**options)
     return client

@@ -37,11 +37,19 @@ class ProviderClient(Protocol):
         ...
 
     def terminate_instance(self, instance_id: str) -> None:
-        """Terminate an instance; an instance that is already gone counts as success."""
+        """Terminate an instance; already gone (on the provider's own proof) is success."""
         ...
 
     def get_instance_status(self, instance_id: str) -> InstanceStatus:
         """Where the instance is in its lifecycle (``InstanceNotFoundError`` if unknown)."""
+        ...
+
+    def wait_until_ready(self, instance_id: str, timeout: float = 600.0) -> InstanceStatus:
+        """Poll with backoff until the instance is usable (address and SSH port known).
+
+        ``WaitTimeoutError`` when ``timeout`` passes first; ``InstanceNotReadyError`` when it
+        reaches a state it will not leave by itself.
+        """
         ...
 
     def list_instances(self, name_prefix: str | None = None) -> list[GPUInstance]:
@@ -97,6 +105,10 @@ class AsyncProviderClient(Protocol):
 
     async def terminate_instance(self, instance_id: str) -> None:
         """See ``ProviderClient.terminate_instance``."""
+        ...
+
+    async def wait_until_ready(self, instance_id: str, timeout: float = 600.0) -> InstanceStatus:
+        """The async twin of ``ProviderClient.wait_until_ready`` (cancellable)."""
         ...
 
     async def get_instance_status(self, instance_id: str) -> InstanceStatus:

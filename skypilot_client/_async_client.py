@@ -13,10 +13,10 @@ import httpx
 from . import _constants as C
 from ._base_client import (
     _NO_CHANGE,
-    BaseClient,
     Call,
     Collect,
     Collected,
+    Deadline,
     Effect,
     Flow,
     Reply,
@@ -26,6 +26,7 @@ from ._base_client import (
 from ._handles import AsyncRequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
 from .errors import APITimeoutError
+from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from .models import (
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
 T = TypeVar("T")
 
 
-class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
+class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
     """Typed async client for a SkyPilot API server: ``SkyPilotClient`` with ``await``.
 
     Arguments left as ``None`` come from the environment, then ``~/.sky/config.yaml``, then
@@ -163,7 +164,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         except httpx.HTTPError as exc:
             raise self._failed_attempt(call, attempt, started, exc) from exc
         self._observe(call, attempt, started, response)
-        if stream and response.status_code >= 400:
+        if stream and not 200 <= response.status_code < 300:
             await response.aread()
             await response.aclose()
             self._reply(call, response)  # raises the classified error
@@ -177,16 +178,15 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         raise AssertionError("unreachable")  # tenacity re-raises the last error
 
     async def _wait(self, effect: Wait) -> RequestOutcome:
-        deadline = time.monotonic() + effect.timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            call = self._get_call(effect.request_id, min(remaining, C.LONG_POLL_READ_TIMEOUT))
+        while (remaining := effect.deadline.remaining()) > 0:
+            call = self._get_call(effect, min(remaining, C.LONG_POLL_READ_TIMEOUT))
             try:
                 reply = await self._call(call)
             except APITimeoutError as exc:
                 if exc.is_retryable:
                     raise
                 continue  # the long poll ran out of read time: poll again, or give up below
-            return self._outcome(reply, effect.request_id)
+            return self._outcome(reply, effect)
         raise self._wait_timeout(effect)
 
     @asynccontextmanager
@@ -209,29 +209,28 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         """Parsed events of a text stream; its request id is appended to ``request_ids``."""
         parser = LogStreamParser()
         async with self._open_stream(call) as response:
+            request_id = request_id_of(response.headers)
             if request_ids is not None:
-                request_ids.append(request_id_of(response.headers))
+                request_ids.append(request_id)
+            about = request_id or self._request_id_param(call)
             try:
+                # A silent stream ends by the read timeout, bounded by the call's deadline.
                 async for chunk in response.aiter_text():
+                    self._check_deadline(call, about)
                     for event in parser.feed(chunk):
                         yield event
             except httpx.HTTPError as exc:
-                raise self._transport_error(call, exc) from exc
+                raise self._transport_error(call, exc, about) from exc
         for event in parser.close():
             yield event
 
     async def _collect(self, effect: Collect) -> Collected:
-        deadline = time.monotonic() + effect.timeout
         ids: list[str | None] = []
         lines: list[str] = []
         async with aclosing(self._stream_events(effect.call, ids)) as events:
             async for event in events:
                 if isinstance(event, LogLine):
                     lines.append(event.text)
-                if time.monotonic() > deadline:
-                    raise self._wait_timeout(
-                        Wait(ids[0] or "", effect.timeout, effect.call.operation)
-                    )
         return Collected(lines, ids[0] if ids else None)
 
     # -- operations ---------------------------------------------------------------------
@@ -264,7 +263,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
     ) -> ExecuteResult:
         """Run a command or task on an UP cluster; wait for it; return exit code and output."""
         seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
-        return await self._run(self._flow_execute(request, seconds))
+        return await self._run(self._flow_execute(request, Deadline.after(seconds)))
 
     async def get_status(
         self, cluster_name: str, *, refresh: bool = False, all_users: bool = True
@@ -281,7 +280,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
     async def get_logs(self, request: LogsRequest, *, timeout: float | None = None) -> JobLogs:
         """A job's whole log and exit code (``follow=True`` waits for the job to end)."""
         seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
-        return await self._run(self._flow_logs(request, seconds))
+        return await self._run(self._flow_logs(request, Deadline.after(seconds)))
 
     async def stream_logs(self, request: LogsRequest) -> AsyncIterator[str]:
         """A job's log lines as they are written; raises the classified error at the end if
@@ -294,7 +293,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
                 if isinstance(event, LogLine):
                     yield event.text
         if ids and ids[0]:
-            await self._wait(Wait(ids[0], self._settings.status_timeout, "logs"))
+            await self._wait(Wait(ids[0], self._status_deadline(), "logs"))
 
     async def estimate_cost(self, request: EstimateCostRequest) -> CostEstimate:
         """Price a task with the server's catalog (cheapest matching offer)."""
@@ -306,7 +305,9 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         """Tear a cluster down and wait (``purge`` drops the record even if teardown fails)."""
         seconds = self._wait_timeout_arg(timeout, self._settings.terminate_timeout)
         fields = {"cluster_name": cluster_name, "purge": purge}
-        await self._run(self._flow_cluster_op("/down", "terminate", fields, seconds))
+        await self._run(
+            self._flow_cluster_op("/down", "terminate", fields, Deadline.after(seconds))
+        )
 
     async def stop(
         self, cluster_name: str, *, purge: bool = False, timeout: float | None = None
@@ -314,7 +315,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         """Stop a cluster and wait."""
         seconds = self._wait_timeout_arg(timeout, self._settings.terminate_timeout)
         fields = {"cluster_name": cluster_name, "purge": purge}
-        await self._run(self._flow_cluster_op("/stop", "stop", fields, seconds))
+        await self._run(self._flow_cluster_op("/stop", "stop", fields, Deadline.after(seconds)))
 
     async def start(
         self,
@@ -353,7 +354,9 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         """Set autostop after ``idle_minutes`` idle (``None`` cancels it) and wait."""
         seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
         fields = self._autostop_fields(cluster_name, idle_minutes, down)
-        await self._run(self._flow_cluster_op("/autostop", "autostop", fields, seconds))
+        await self._run(
+            self._flow_cluster_op("/autostop", "autostop", fields, Deadline.after(seconds))
+        )
 
     async def queue(
         self, cluster_name: str, *, skip_finished: bool = False, all_users: bool = False
@@ -418,7 +421,7 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
         ``WaitTimeoutError`` when ``timeout`` passes first.
         """
         seconds = self._wait_timeout_arg(timeout, C.DEFAULT_WAIT_TIMEOUT)
-        return await self._run(self._flow_wait_for_request(request_id, seconds))
+        return await self._run(self._flow_wait_for_request(request_id, Deadline.after(seconds)))
 
     async def cancel_request(self, request_id: str) -> list[str]:
         """Cancel a request; returns the ids the server cancelled."""
@@ -434,19 +437,22 @@ class AsyncSkyPilotClient(BaseClient[httpx.AsyncClient]):
                 if isinstance(event, LogLine):
                     yield event.text
 
-    async def _progress(self, request_id: str) -> AsyncIterator[ProgressEvent]:
+    async def _progress(
+        self, request_id: str, deadline: Deadline | None = None
+    ) -> AsyncIterator[ProgressEvent]:
+        """Progress events until the request ends (or ``deadline`` passes: WaitTimeoutError)."""
         from ._progress import ProgressTracker
 
         tracker = ProgressTracker(request_id)
-        status = await self.get_request(request_id)
+        status = await self._run(self._flow_get_request(request_id, deadline))
         if (event := tracker.on_state(status.status)) is not None:
             yield event
         if not status.status.is_terminal:
-            call = self._stream_call(request_id, follow=True, tail=None)
+            call = self._stream_call(request_id, follow=True, tail=None, deadline=deadline)
             async with aclosing(self._stream_events(call)) as items:
                 async for item in items:
                     if (event := tracker.on_stream(item)) is not None:
                         yield event
-            status = await self.get_request(request_id)
+            status = await self._run(self._flow_get_request(request_id, deadline))
         if (event := tracker.on_state(status.status, status.status_msg or "")) is not None:
             yield event

@@ -1,21 +1,69 @@
-"""Handles to work running on the server (returned by ``launch`` and ``start``)."""
+"""Handles to work running on the server (returned by ``launch`` and ``start``).
+
+A handle needs only a few things from its client, named by the ``Runner`` /
+``AsyncRunner`` protocols below; it never imports the client classes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from ._deadline import Deadline, wait_seconds
 from .errors import RequestCancelledError, RequestFailedError
 
 if TYPE_CHECKING:
-    from ._async_client import AsyncSkyPilotClient
-    from ._base_client import Flow
-    from ._client import SkyPilotClient
+    from ._effects import Flow
     from .models import ProgressEvent, RequestStatus
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 ProgressCallback = Callable[["ProgressEvent"], Any]
+
+
+class Runner(Protocol):
+    """What a ``RequestHandle`` needs from its (sync) client."""
+
+    def _run(self, flow: Flow[R]) -> R: ...
+
+    def _progress(
+        self, request_id: str, deadline: Deadline | None = None
+    ) -> Iterator[ProgressEvent]: ...
+
+    def wait_for_request(
+        self, request_id: str, *, timeout: float | None = None
+    ) -> RequestStatus: ...
+
+    def get_request(self, request_id: str) -> RequestStatus: ...
+
+    def stream_request_logs(
+        self, request_id: str, *, follow: bool = True, tail: int | None = None
+    ) -> Iterator[str]: ...
+
+    def cancel_request(self, request_id: str) -> list[str]: ...
+
+
+class AsyncRunner(Protocol):
+    """What an ``AsyncRequestHandle`` needs from its (async) client."""
+
+    def _run(self, flow: Flow[R]) -> Awaitable[R]: ...
+
+    def _progress(
+        self, request_id: str, deadline: Deadline | None = None
+    ) -> AsyncIterator[ProgressEvent]: ...
+
+    def wait_for_request(
+        self, request_id: str, *, timeout: float | None = None
+    ) -> Awaitable[RequestStatus]: ...
+
+    def get_request(self, request_id: str) -> Awaitable[RequestStatus]: ...
+
+    def stream_request_logs(
+        self, request_id: str, *, follow: bool = True, tail: int | None = None
+    ) -> AsyncIterator[str]: ...
+
+    def cancel_request(self, request_id: str) -> Awaitable[list[str]]: ...
 
 
 class _HandleBase(Generic[T]):
@@ -25,7 +73,7 @@ class _HandleBase(Generic[T]):
         *,
         operation: str,
         default_timeout: float,
-        finish: Callable[[str, float], Flow[T]],
+        finish: Callable[[str, Deadline], Flow[T]],
     ) -> None:
         self.request_id = request_id
         self.operation = operation
@@ -33,9 +81,7 @@ class _HandleBase(Generic[T]):
         self._finish = finish
 
     def _timeout(self, timeout: float | None) -> float:
-        from ._base_client import BaseClient
-
-        return BaseClient._wait_timeout_arg(timeout, self._default_timeout)
+        return wait_seconds(timeout, self._default_timeout)
 
     def __repr__(self) -> str:
         return (
@@ -51,7 +97,7 @@ class RequestHandle(_HandleBase[T]):
     cancels it.
     """
 
-    def __init__(self, client: SkyPilotClient, request_id: str, **kwargs: Any) -> None:
+    def __init__(self, client: Runner, request_id: str, **kwargs: Any) -> None:
         super().__init__(request_id, **kwargs)
         self._client = client
 
@@ -60,13 +106,14 @@ class RequestHandle(_HandleBase[T]):
     ) -> T:
         """Wait for the request and return its result (raises its classified error).
 
-        ``on_progress`` is called with each ``ProgressEvent`` while waiting.
+        ``on_progress`` is called with each ``ProgressEvent`` while waiting. The whole call,
+        progress included, ends by ``timeout`` (``WaitTimeoutError``).
         """
-        seconds = self._timeout(timeout)
+        deadline = Deadline.after(self._timeout(timeout))
         if on_progress is not None:
-            for event in self.progress():
+            for event in self._client._progress(self.request_id, deadline):
                 on_progress(event)
-        return self._client._run(self._finish(self.request_id, seconds))
+        return self._client._run(self._finish(self.request_id, deadline))
 
     def wait(self, timeout: float | None = None) -> RequestStatus:
         """Wait until the request ends and return its final status (does not raise for a
@@ -92,7 +139,7 @@ class RequestHandle(_HandleBase[T]):
 class AsyncRequestHandle(_HandleBase[T]):
     """A request submitted to the server (async twin of ``RequestHandle``)."""
 
-    def __init__(self, client: AsyncSkyPilotClient, request_id: str, **kwargs: Any) -> None:
+    def __init__(self, client: AsyncRunner, request_id: str, **kwargs: Any) -> None:
         super().__init__(request_id, **kwargs)
         self._client = client
 
@@ -102,14 +149,17 @@ class AsyncRequestHandle(_HandleBase[T]):
         *,
         on_progress: Callable[[ProgressEvent], Any | Awaitable[Any]] | None = None,
     ) -> T:
-        """Wait for the request and return its result (raises its classified error)."""
-        seconds = self._timeout(timeout)
+        """Wait for the request and return its result (raises its classified error).
+
+        The whole call, progress included, ends by ``timeout`` (``WaitTimeoutError``).
+        """
+        deadline = Deadline.after(self._timeout(timeout))
         if on_progress is not None:
-            async for event in self.progress():
+            async for event in self._client._progress(self.request_id, deadline):
                 maybe = on_progress(event)
                 if isinstance(maybe, Awaitable):
                     await maybe
-        return await self._client._run(self._finish(self.request_id, seconds))
+        return await self._client._run(self._finish(self.request_id, deadline))
 
     async def wait(self, timeout: float | None = None) -> RequestStatus:
         """Wait until the request ends and return its final status (does not raise)."""

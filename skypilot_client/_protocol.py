@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _constants as C
 from ._redact import Redactor
 from .errors import (
+    MalformedResponseError,
     RequestCancelledError,
     RequestFailedError,
     SkyPilotError,
@@ -29,7 +30,11 @@ from .errors import (
 )
 
 if TYPE_CHECKING:  # pydantic models load on first use
+    from pydantic import BaseModel
+
     from .models import RequestStatus
+
+M = TypeVar("M", bound="BaseModel")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _PAYLOAD = re.compile(r"<sky-payload(?:[^>]*)>(.*?)</sky-payload>")
@@ -120,6 +125,63 @@ def request_id_of(headers: Mapping[str, str]) -> str | None:
 def parse_json(content: bytes) -> Any:
     """Decode a JSON body; raises ValueError for malformed JSON."""
     return json.loads(content.decode("utf-8")) if content else None
+
+
+# ---------------------------------------------------------------------------- reading answers
+#
+# Every server answer becomes our models through these helpers, so a value of the wrong shape
+# is a MalformedResponseError naming the field, never a raw pydantic/KeyError/TypeError.
+
+
+def malformed(
+    operation: str,
+    field: str,
+    problem: str,
+    *,
+    request_id: str | None = None,
+    status_code: int | None = None,
+) -> MalformedResponseError:
+    """The error for a server answer whose ``field`` we cannot read."""
+    return MalformedResponseError(
+        f"{operation}: cannot read the server's answer: {field}: {problem}",
+        field=field,
+        request_id=request_id,
+        status_code=status_code,
+    )
+
+
+def parse_answer(
+    model: type[M], data: Any, *, operation: str, where: str, request_id: str | None = None
+) -> M:
+    """``model`` validated from server data at ``where``; MalformedResponseError if it fails."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise malformed(operation, f"{where}{loc}", first["msg"], request_id=request_id) from exc
+
+
+def expect_list(
+    value: Any, *, operation: str, where: str, request_id: str | None = None
+) -> list[Any]:
+    """``value`` when it is a JSON array, else MalformedResponseError."""
+    if not isinstance(value, list):
+        problem = f"expected a list, got {type(value).__name__}"
+        raise malformed(operation, where, problem, request_id=request_id)
+    return value
+
+
+def expect_dict(
+    value: Any, *, operation: str, where: str, request_id: str | None = None
+) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else MalformedResponseError."""
+    if not isinstance(value, dict):
+        problem = f"expected an object, got {type(value).__name__}"
+        raise malformed(operation, where, problem, request_id=request_id)
+    return value
 
 
 def _message_from_detail(detail: Any) -> str:
@@ -214,12 +276,25 @@ def _decode_inner(value: Any) -> Any:
     return value
 
 
-def decode_record(record: Mapping[str, Any]) -> tuple[RequestStatus, Any, Any]:
-    """Split a request record into (status, return value, error), decoding the inner JSON."""
+def decode_record(
+    record: Any, *, operation: str = "request", where: str = "request"
+) -> tuple[RequestStatus, Any, Any]:
+    """Split a request record into (status, return value, error), decoding the inner JSON.
+
+    Raises MalformedResponseError (naming the field) for a record we cannot read.
+    """
     from .models import RequestStatus
 
+    record = expect_dict(record, operation=operation, where=where)
+    request_id = record.get("request_id") if isinstance(record.get("request_id"), str) else None
     return_value = _decode_inner(record.get("return_value"))
-    status = RequestStatus.model_validate({**record, "return_value": drop_pickles(return_value)})
+    status = parse_answer(
+        RequestStatus,
+        {**record, "return_value": drop_pickles(return_value)},
+        operation=operation,
+        where=where,
+        request_id=request_id,
+    )
     return status, return_value, _decode_inner(record.get("error"))
 
 
@@ -247,6 +322,7 @@ def outcome_of_get(
     *,
     request_id: str,
     redactor: Redactor,
+    operation: str = "wait",
 ) -> RequestOutcome:
     """Interpret an ``/api/get`` response: a result, or the right error raised."""
     from .models import RequestState
@@ -259,8 +335,16 @@ def outcome_of_get(
             body = None
     record = body.get("detail") if status_code == 500 and isinstance(body, dict) else body
     if not isinstance(record, dict) or "status" not in record:
+        if 200 <= status_code < 300:  # "succeeded" with something that is not a record
+            raise malformed(
+                operation,
+                f"record of request {request_id}",
+                "the /api/get answer is not a request record",
+                request_id=request_id,
+                status_code=status_code,
+            )
         raise error_from_response(status_code, headers, content, redactor=redactor)
-    status, return_value, error = decode_record(record)
+    status, return_value, error = decode_record(record, operation=operation)
     if status.status == RequestState.CANCELLED:
         raise RequestCancelledError(
             f"request {status.name} was cancelled", request_id=status.request_id

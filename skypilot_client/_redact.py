@@ -37,14 +37,26 @@ class Secret:
 
 
 class Redactor:
-    """Replaces known secret values in text and nested JSON values."""
+    """Replaces known secret values in text and nested JSON values.
+
+    Immutable: a client keeps one for its own token and composes a short-lived one per
+    request with that request's credentials (``with_secrets``), so nothing accumulates.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._secrets = tuple(
+            sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values this redactor replaces (longest first)."""
+        return self._secrets
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
-        """A redactor that also knows ``secrets``."""
-        return Redactor([*self._secrets, *secrets])
+        """A new redactor that also knows ``secrets`` (this one is unchanged)."""
+        extra = tuple(secrets)
+        return Redactor([*self._secrets, *extra]) if extra else self
 
     def text(self, value: str) -> str:
         """``value`` with every known secret replaced."""

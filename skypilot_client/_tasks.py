@@ -152,29 +152,44 @@ def resource_spec(task: str | dict[str, Any], *, spot: bool | None) -> ResourceS
     )
 
 
-def offers_from_list_accelerators(value: Any) -> list[AcceleratorOffer]:
-    """Rows of ``/list_accelerators`` (``{name: [[cloud, type, ...], ...]}``) as models."""
+def offers_from_list_accelerators(
+    value: Any, *, operation: str = "list_accelerators", request_id: str | None = None
+) -> list[AcceleratorOffer]:
+    """Rows of ``/list_accelerators`` (``{name: [[cloud, type, ...], ...]}``) as models.
+
+    A row we cannot read is a ``MalformedResponseError`` naming it, never skipped silently.
+    """
+    from ._protocol import expect_dict, expect_list, malformed, parse_answer
     from .models import AcceleratorOffer
 
+    where = "return_value"
     offers: list[AcceleratorOffer] = []
-    if not isinstance(value, dict):
-        return offers
-    for name, rows in value.items():
-        for row in rows if isinstance(rows, list) else []:
+    table = expect_dict(value, operation=operation, where=where, request_id=request_id)
+    for name, rows in table.items():
+        at = f"{where}[{name!r}]"
+        for i, row in enumerate(expect_list(rows, operation=operation, where=at)):
             if not isinstance(row, list) or len(row) < 10:
-                continue
+                problem = "expected a row of 10 values"
+                raise malformed(operation, f"{at}[{i}]", problem, request_id=request_id)
+            fields = {
+                "accelerator": str(name),
+                "cloud": row[0],
+                "instance_type": row[1],
+                "accelerator_count": row[3],
+                "cpu_count": row[4],
+                "device_memory_gib": row[5],
+                "memory_gib": row[6],
+                "price": row[7],
+                "spot_price": row[8],
+                "region": row[9],
+            }
             offers.append(
-                AcceleratorOffer(
-                    accelerator=str(name),
-                    cloud=str(row[0]),
-                    instance_type=str(row[1]),
-                    accelerator_count=row[3],
-                    cpu_count=row[4],
-                    device_memory_gib=row[5],
-                    memory_gib=row[6],
-                    price=row[7],
-                    spot_price=row[8],
-                    region=row[9],
+                parse_answer(
+                    AcceleratorOffer,
+                    fields,
+                    operation=operation,
+                    where=f"{at}[{i}]",
+                    request_id=request_id,
                 )
             )
     return offers

@@ -40,8 +40,10 @@ from ._tasks import dump_task, load_task
 from .errors import APITimeoutError, InvalidInputError, MalformedResponseError, SkyPilotError
 
 if TYPE_CHECKING:
-    from ._base_client import BaseClient, Call, Flow, Reply
+    from ._base_client import BaseClient
+    from ._effects import Call, Flow, Reply
     from .models import LaunchRequest, ProgressEvent
+    from .resources.clusters import ClusterFlows
 
 logger = logging.getLogger("skypilot_client.uploads")
 
@@ -556,7 +558,7 @@ def upload_local_files(
     return dataclasses.replace(call, json=new_body)
 
 
-def flow_submit_launch(client: BaseClient[Any], request: LaunchRequest) -> Flow[str]:
+def flow_submit_launch(client: ClusterFlows[Any], request: LaunchRequest) -> Flow[str]:
     """Submit a launch, its task's local files uploaded first; returns the request id."""
     call = yield from upload_local_files(
         client, client._launch_call(request), on_progress=request.on_upload_progress
@@ -568,7 +570,7 @@ def flow_submit_launch(client: BaseClient[Any], request: LaunchRequest) -> Flow[
 def _send(
     client: BaseClient[Any], packed: PackedZip, progress: _Progress, deadline: float, seconds: float
 ) -> Flow[UploadResult]:
-    from ._base_client import Call
+    from ._effects import Call
 
     user_hash = client._identity["SKYPILOT_USER_ID"]
     version = client.server_api_version

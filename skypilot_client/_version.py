@@ -1,3 +1,3 @@
-"""Package version."""
+"""Package version: the one place it is written (pyproject.toml reads it at build time)."""
 
 __version__ = "0.1.0"

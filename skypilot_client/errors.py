@@ -221,7 +221,12 @@ class ServiceUnavailableError(InternalServerError):
 
 
 class MalformedResponseError(SkyPilotError):
-    """The server's answer could not be read (malformed JSON, missing request id)."""
+    """The server's answer could not be read (malformed JSON, missing request id, a field
+    of the wrong shape); ``field`` names what could not be read, when known."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
 
 
 class VersionMismatchError(SkyPilotError):

@@ -507,14 +507,14 @@ class ExecuteResult(_Result):
     request_id: str
     cluster_name: str
     job_id: int
-    exit_code: int
+    exit_code: int | None = Field(description="None when the server did not report it")
     output: str
     job_status: JobState | None = None
 
     @property
-    def succeeded(self) -> bool:
-        """True when the job exited with code 0."""
-        return self.exit_code == 0
+    def succeeded(self) -> bool | None:
+        """True when the job exited with code 0; None when the exit code is unknown."""
+        return None if self.exit_code is None else self.exit_code == 0
 
 
 class JobLogs(_Result):
@@ -524,7 +524,7 @@ class JobLogs(_Result):
     cluster_name: str
     job_id: int | None
     output: str
-    exit_code: int
+    exit_code: int | None = Field(description="None when the server did not report it")
 
 
 class AcceleratorOffer(_Result):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,21 @@ from .schema import SDL
 #: RunPod's GraphQL endpoint. Authenticate with ``Authorization: Bearer <api key>`` (never the
 #: ``?api_key=`` query parameter: it ends up in logs).
 RUNPOD_GRAPHQL_URL = "https://api.runpod.io/graphql"
+
+
+class _RedactPayloads(logging.Filter):
+    """Keeps request payloads out of gql's DEBUG log: their variables carry launch inputs
+    (environment values, startup scripts) that must never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith((">>>", "operations")):
+            record.msg, record.args = "%s", ("[request payload redacted by gpu_providers]",)
+        return True
+
+
+# gql's httpx transports log every request body with log.debug(">>> %s", payload).
+for _name in ("gql.transport.httpx",):
+    logging.getLogger(_name).addFilter(_RedactPayloads())
 
 
 @functools.cache

@@ -34,6 +34,7 @@ class _LambdaCore(ProviderCore):
     default_base_url = "https://cloud.lambda.ai"
     docs_url = "https://cloud.lambda.ai/api/v1/docs"
     credentials = LAMBDA
+    extra = "lambda"
     generated_package = "gpu_providers.lambda_cloud._generated"
     features = frozenset(
         {

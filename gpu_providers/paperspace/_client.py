@@ -38,6 +38,7 @@ class _PaperspaceCore(ProviderCore):
     default_base_url = "https://api.paperspace.com/v1"
     docs_url = "https://docs.digitalocean.com/products/paperspace"
     credentials = PAPERSPACE
+    extra = "paperspace"
     generated_package = "gpu_providers.paperspace._generated"
     features = frozenset(
         {

@@ -33,7 +33,39 @@ from . import _mapping as M
 
 # Used when a LaunchRequest names no image (RunPod requires one).
 DEFAULT_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
+#: The CUDA version of DEFAULT_IMAGE: the host driver must support at least this, so it is
+#: sent as minCudaVersion on every deploy and price lookup unless the request names another
+#: (dstack sends a floor the same way: backends/runpod/api_client.py, minCudaVersion).
+DEFAULT_MIN_CUDA_VERSION = "12.4"
 DEFAULT_DISK_GB = 50
+
+#: Generic regions -> RunPod country codes, where one country is the whole answer. Europe and
+#: Asia have data centers in several countries: name one (``EU-RO-1``, ``EU-SE-1``, ...) or a
+#: country code (``RO``, ``SE``, ``NL``, ...).
+REGION_ALIASES = {
+    "us": "US",
+    "us-east": "US",
+    "us-west": "US",
+    "us-central": "US",
+    "us-south": "US",
+    "ca": "CA",
+    "ca-central": "CA",
+    "ca-east": "CA",
+    "ap-northeast": "JP",
+    "jp": "JP",
+    "ap-southeast-2": "AU",
+    "oc": "AU",
+    "au": "AU",
+}
+
+#: RunPod's data centers as the REST v1 spec enumerates them (rest-v1-openapi.json,
+#: dataCenterId; runpod/docs api-reference/openapi.json @ 01242f85, 2026-07-20).
+DATA_CENTERS = (
+    "AP-JP-1", "CA-MTL-1", "CA-MTL-2", "CA-MTL-3", "EU-CZ-1", "EU-FR-1", "EU-NL-1", "EU-RO-1",
+    "EU-SE-1", "EUR-IS-1", "EUR-IS-2", "EUR-IS-3", "EUR-NO-1", "OC-AU-1", "US-CA-2", "US-DE-1",
+    "US-GA-1", "US-GA-2", "US-IL-1", "US-KS-2", "US-KS-3", "US-NC-1", "US-TX-1", "US-TX-3",
+    "US-TX-4", "US-WA-1",
+)  # fmt: skip
 
 
 class _RunPodCore(ProviderCore):
@@ -42,6 +74,7 @@ class _RunPodCore(ProviderCore):
     default_base_url = "https://api.runpod.io/graphql"
     docs_url = "https://docs.runpod.io"
     credentials = RUNPOD
+    extra = "runpod"
     generated_client = "gpu_providers.runpod._generated.client:RunPodClient"
     generated_async_client = "gpu_providers.runpod._generated.async_client:AsyncRunPodClient"
     features = frozenset(
@@ -50,8 +83,13 @@ class _RunPodCore(ProviderCore):
             ProviderFeature.STOP_START,
             ProviderFeature.CUSTOM_IMAGES,
             ProviderFeature.PRICES_BEFORE_LAUNCH,
+            ProviderFeature.STARTUP_SCRIPT,
+            ProviderFeature.ENVIRONMENT,
+            ProviderFeature.SSH_PUBLIC_KEY,
         }
     )
+    region_aliases = REGION_ALIASES
+    known_regions = DATA_CENTERS
     rate_limit = RateLimitSpec(
         requests_per_second=5.0,
         burst=5,
@@ -60,7 +98,19 @@ class _RunPodCore(ProviderCore):
     notes = (
         "RunPod has announced the retirement of its GraphQL API in early 2027; this client "
         "will move to RunPod's REST API v2.",
-        "Pods get the account's SSH keys; ssh_public_key adds one more (PUBLIC_KEY env).",
+        "ssh_public_key is sent as the pod's PUBLIC_KEY and SSH_PUBLIC_KEY environment "
+        "variables. RunPod's docs say a pod-level key overrides the public keys of the "
+        "account's settings: with ssh_public_key set, only that key can log in.",
+        "startup_script becomes the pod's start command (dockerArgs): it runs in the "
+        "background at every container start, beside RunPod's /start.sh (SSH), and replaces "
+        "the image's own start command when that is not /start.sh.",
+        "Ready means the container is up and port 22 is mapped to a public IP and port.",
+        "A region is a RunPod data center id (US-TX-3, EU-RO-1: sent as dataCenterId) or a "
+        "country code (US, CA: sent as countryCode); offers report the country code.",
+        "Every launch asks for hosts with CUDA >= min_cuda_version (default 12.4, the CUDA "
+        "of the default image) and for the cloud (SECURE or COMMUNITY) of the cheapest offer.",
+        "A spot pod that RunPod exited (lastStatusChange 'Exited by Runpod') is PREEMPTED; "
+        "start_instance resumes spot pods with podBidResume at the current minimum bid.",
     )
 
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
@@ -72,18 +122,69 @@ class _RunPodCore(ProviderCore):
     def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
         return M.classify_status(status_code, body, operation)
 
+    def translate_region(self, standard: str) -> str:
+        """A generic region (``us-east``), a RunPod data center id (``EU-RO-1``) or a country
+        code (``US``) -> what a launch sends (data center id or country code)."""
+        key = standard.strip()
+        if not key:
+            raise InvalidRequestError("region must not be empty", provider=self.name)
+        code = self.region_aliases.get(key.lower()) or M.region_code(key)
+        if code is None:
+            raise InvalidRequestError(
+                f"{standard!r} is not a RunPod region: use a data center id (EU-RO-1, "
+                "US-TX-3, ...), a country code (US, RO, ...) or us-east/us-west/ca-central",
+                provider=self.name,
+            )
+        return code
+
     # -- flows ----------------------------------------------------------------------------
 
-    def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
-        from ._generated.input_types import GpuLowestPriceInput
+    def _flow_priced(
+        self,
+        gpu_count: int,
+        region: str | None,
+        min_cuda_version: str,
+        gpu_type_id: str | None = None,
+    ) -> Flow[list[tuple[str, GPUOffer]]]:
+        """(cloud, offer) pairs from one gpuTypes query: lowestPrice per cloud for this
+        placement, on hosts with a public IP and at least ``min_cuda_version``."""
+        from ._generated.input_types import GpuLowestPriceInput, GpuTypeFilter
 
-        count = filters.min_gpu_count
+        def lowest(secure: bool) -> GpuLowestPriceInput:
+            fields: dict[str, Any] = {
+                "gpuCount": gpu_count,
+                "secureCloud": secure,
+                "supportPublicIp": True,
+                "minCudaVersion": min_cuda_version,
+                **M.placement(region),
+            }
+            return GpuLowestPriceInput.model_validate(fields)
+
+        variables: dict[str, Any] = {"secure_input": lowest(True), "community_input": lowest(False)}
+        if gpu_type_id is not None:
+            variables["filter_"] = GpuTypeFilter(id=gpu_type_id)
         result = yield GraphQLCall(
-            method="gpu_types",
-            operation="list_gpu_types",
-            variables={"lowest_price_input": GpuLowestPriceInput(gpuCount=count)},
+            method="gpu_types", operation="list_gpu_types", variables=variables
         )
-        return M.offers_from_gpu_types(result.gpu_types or [], count)
+        return M.priced_offers(result.gpu_types or [], gpu_count, region)
+
+    def _flow_available(self, filters: GPUFilters | None) -> Flow[list[GPUOffer]]:
+        # Offers carry region codes (data center id or country code): filter by those.
+        if filters is not None and filters.regions:
+            codes = [self.translate_region(r) for r in filters.regions]
+            filters = filters.model_copy(update={"regions": codes})
+        offers = yield from super()._flow_available(filters)
+        return offers
+
+    def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
+        offers: list[GPUOffer] = []
+        regions: list[str | None] = [*filters.regions] if filters.regions else [None]
+        for code in regions:
+            priced = yield from self._flow_priced(
+                filters.min_gpu_count, code, DEFAULT_MIN_CUDA_VERSION
+            )
+            offers += [offer for _, offer in priced]
+        return offers
 
     def _flow_launch(self, request: LaunchRequest) -> Flow[GPUInstance]:
         from ._generated.enums import CloudTypeEnum
@@ -98,13 +199,26 @@ class _RunPodCore(ProviderCore):
         self._unsupported(request, file_systems=bool(request.file_systems))
         if request.ssh_key_names:
             raise InvalidRequestError(
-                "RunPod installs the account's SSH keys; pass ssh_public_key to add another "
+                "RunPod installs the account's SSH keys; pass ssh_public_key to use another "
                 "(ssh_key_names is not used by RunPod)",
                 provider=self.name,
             )
         gpu_id = self.translate_gpu_type(request.gpu_type)
+        region = self.translate_region(request.region) if request.region else None
+        cuda = request.min_cuda_version or DEFAULT_MIN_CUDA_VERSION
+        try:
+            env = M.pod_env(request)
+            docker_args = (
+                M.start_command(request.startup_script) if request.startup_script else None
+            )
+        except ValueError as exc:  # our own message: never the script or a value
+            raise InvalidRequestError(str(exc), provider=self.name) from None
+        # Price the launch first: its cloud (and, for spot without a bid, its bid) is the
+        # cloud of the cheapest available offer of this kind; with none, RunPod picks (ALL).
+        priced = yield from self._flow_priced(request.gpu_count, region, cuda, gpu_id)
+        best = M.cheapest(priced, gpu_id, request.spot)
         fields: dict[str, Any] = {
-            "cloudType": CloudTypeEnum.ALL,
+            "cloudType": CloudTypeEnum(best[0]) if best else CloudTypeEnum.ALL,
             "gpuTypeId": gpu_id,
             "gpuCount": request.gpu_count,
             "name": request.name,
@@ -113,22 +227,21 @@ class _RunPodCore(ProviderCore):
             "ports": "22/tcp",
             "startSsh": True,
             "supportPublicIp": True,
-            "dataCenterId": self.translate_region(request.region) if request.region else None,
+            "minCudaVersion": cuda,
+            **M.placement(region),
         }
-        if request.ssh_public_key:
-            fields["env"] = [
-                EnvironmentVariableInput(key="PUBLIC_KEY", value=request.ssh_public_key)
-            ]
+        if env:
+            fields["env"] = [EnvironmentVariableInput(key=k, value=v) for k, v in env]
+        if docker_args is not None:
+            fields["dockerArgs"] = docker_args
         if request.spot:
             bid = request.bid_price
-            if bid is None:  # bid the current minimum for this GPU type
-                offers = yield from self._flow_offers(GPUFilters(min_gpu_count=request.gpu_count))
-                bids = [o.price_per_gpu for o in offers if o.spot and o.offer_id == gpu_id]
-                if not bids or bids[0] is None:
+            if bid is None:  # bid the current minimum of the cheapest cloud
+                if best is None or best[1].price_per_gpu is None:
                     raise CapacityError(
                         f"no spot capacity for {request.gpu_type} right now", provider=self.name
                     )
-                bid = bids[0]
+                bid = best[1].price_per_gpu
             spot_input = PodRentInterruptableInput(bidPerGpu=bid, **fields)
             result = yield GraphQLCall(
                 method="pod_rent_interruptable",
@@ -202,14 +315,47 @@ class _RunPodCore(ProviderCore):
         return status
 
     def _flow_resume(self, instance_id: str) -> Flow[InstanceStatus]:
-        from ._generated.input_types import PodResumeInput
+        from ._generated.input_types import PodBidResumeInput, PodResumeInput
 
         check_id(self.name, instance_id)
         pod = yield from self._flow_pod(instance_id)
-        resume = PodResumeInput(podId=instance_id, gpuCount=pod.gpu_count or 1)
-        yield GraphQLCall(method="pod_resume", operation="resume", variables={"input": resume})
+        count = pod.gpu_count or 1
+        if M.is_interruptible(pod):
+            # Spot pods resume with a bid (podBidResume): the Pod type reports no bid of its
+            # own, so the current minimum bid of its GPU type and cloud.
+            bid = yield from self._flow_resume_bid(pod, count)
+            spot = PodBidResumeInput(podId=instance_id, bidPerGpu=bid, gpuCount=count)
+            yield GraphQLCall(
+                method="pod_bid_resume", operation="resume", variables={"input": spot}
+            )
+        else:
+            resume = PodResumeInput(podId=instance_id, gpuCount=count)
+            yield GraphQLCall(method="pod_resume", operation="resume", variables={"input": resume})
         status = yield from self._flow_status(instance_id)
         return status
+
+    def _flow_resume_bid(self, pod: Any, gpu_count: int) -> Flow[float]:
+        gpu_id = pod.machine.gpu_type_id if pod.machine else None
+        if not gpu_id:
+            raise UnexpectedResponseError(
+                f"pod {pod.id}: no machine.gpuTypeId to price the spot resume", provider=self.name
+            )
+        priced = yield from self._flow_priced(gpu_count, None, DEFAULT_MIN_CUDA_VERSION, gpu_id)
+        secure = pod.machine.secure_cloud
+        clouds = (
+            {M.SECURE, M.COMMUNITY} if secure is None else {M.SECURE if secure else M.COMMUNITY}
+        )
+        bids = [
+            o.price_per_gpu
+            for cloud, o in priced
+            if cloud in clouds and o.spot and o.offer_id == gpu_id and o.price_per_gpu
+        ]
+        if not bids:
+            raise CapacityError(
+                f"no spot price for {gpu_id} right now: cannot bid to resume pod {pod.id}",
+                provider=self.name,
+            )
+        return max(bids)  # the pod's own cloud; unknown cloud: never under either minimum
 
 
 class RunPodProvider(_RunPodCore, GraphQLProvider):
@@ -220,7 +366,7 @@ class RunPodProvider(_RunPodCore, GraphQLProvider):
         return self._run(self._flow_stop(instance_id))
 
     def start_instance(self, instance_id: str) -> InstanceStatus:
-        """Resume a stopped pod."""
+        """Resume a stopped pod (spot pods with podBidResume at the current minimum bid)."""
         return self._run(self._flow_resume(instance_id))
 
 
@@ -232,5 +378,5 @@ class AsyncRunPodProvider(_RunPodCore, AsyncGraphQLProvider):
         return await self._run(self._flow_stop(instance_id))
 
     async def start_instance(self, instance_id: str) -> InstanceStatus:
-        """Resume a stopped pod."""
+        """Resume a stopped pod (spot pods with podBidResume at the current minimum bid)."""
         return await self._run(self._flow_resume(instance_id))

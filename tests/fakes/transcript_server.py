@@ -61,7 +61,8 @@ JOB_LOG = [
 class FakeSkyPilotServer:
     """An ``httpx.MockTransport`` handler that behaves like the transcripts show."""
 
-    def __init__(self, *, job_exit_code: int = 0, job_status: str = "SUCCEEDED") -> None:
+    def __init__(self, *, job_exit_code: object = 0, job_status: str = "SUCCEEDED") -> None:
+        # job_exit_code is what the logs request returns: any JSON value (None = unreported).
         self.job_exit_code = job_exit_code
         self.job_status = job_status
         self.requests: list[httpx.Request] = []

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
 from pydantic import SecretStr
 
-from gpu_providers import GPUFilters, GPUOffer, LaunchRequest, available_providers, create_provider
+from gpu_providers import (
+    GPUFilters,
+    GPUOffer,
+    LaunchRequest,
+    ProviderEntry,
+    available_providers,
+    create_async_provider,
+    create_provider,
+)
 from gpu_providers._credentials import LAMBDA, PAPERSPACE, RUNPOD, resolve_api_key
 from gpu_providers.errors import MissingCredentialsError, UnsupportedProviderError
 from gpu_providers.factory import _lookup
@@ -162,31 +172,89 @@ def test_filters() -> None:
     assert not GPUFilters(min_gpu_count=2).matches(_offer())
 
 
-def test_third_party_providers_register_through_entry_points(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+class FakePoint:
+    """An entry point of the ``gpu_providers.providers`` group."""
+
+    def __init__(self, name: str, load: Any) -> None:
+        self.name, self.value, self._load = name, f"{name}_plugin:ENTRY", load
+
+    def load(self) -> object:
+        return self._load()
+
+
+def _plugins(monkeypatch: pytest.MonkeyPatch, *points: FakePoint) -> list[str]:
+    """Register ``points``; returns the log of which entry points were loaded."""
     from gpu_providers import factory
 
-    entry = factory.ProviderEntry(
-        "acme",
-        "gpu_providers.lambda_cloud:LambdaProvider",
-        "gpu_providers.lambda_cloud:AsyncLambdaProvider",
-        ("acme-gpu",),
-    )
-
-    class FakePoint:
-        def load(self) -> object:
-            return entry
+    loads: list[str] = []
 
     def entry_points(*, group: str) -> list[FakePoint]:
         assert group == "gpu_providers.providers"
-        return [FakePoint()]
+        loads.append(group)
+        return list(points)
 
     monkeypatch.setattr(factory, "entry_points", entry_points)
+    return loads
+
+
+ACME = ProviderEntry(
+    name="acme",
+    sync_class="gpu_providers.lambda_cloud:LambdaProvider",
+    async_class="gpu_providers.lambda_cloud:AsyncLambdaProvider",
+    aliases=("acme-gpu",),
+)
+
+
+def _broken() -> object:
+    raise ModuleNotFoundError("No module named 'acme_sdk'", name="acme_sdk")
+
+
+def test_third_party_providers_register_through_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _plugins(monkeypatch, FakePoint("acme", lambda: ACME))
     assert "acme" in available_providers()
     client = create_provider("acme-gpu", api_key="k")
     assert type(client).__name__ == "LambdaProvider"
     client.close()
+
+
+def test_built_in_providers_resolve_without_loading_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loads = _plugins(monkeypatch, FakePoint("broken", _broken))
+    create_provider("lambda", api_key="k").close()
+    create_async_provider("RunPod", api_key="k")
+    assert loads == []
+
+
+def test_a_broken_plugin_is_logged_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _plugins(monkeypatch, FakePoint("broken", _broken), FakePoint("acme", lambda: ACME))
+    with caplog.at_level(logging.WARNING, logger="gpu_providers"):
+        assert available_providers() == ["acme", "lambda", "paperspace", "runpod"]
+    assert "'broken'" in caplog.text and "acme_sdk" in caplog.text
+    create_provider("acme", api_key="k").close()  # the other plugin still works
+    with pytest.raises(UnsupportedProviderError, match="failed to load") as caught:
+        create_provider("broken", api_key="k")  # asked for by name: now it fails
+    assert isinstance(caught.value.__cause__, ModuleNotFoundError)
+    with pytest.raises(UnsupportedProviderError, match="known providers: acme, lambda"):
+        create_provider("nowhere", api_key="k")
+
+
+def test_subclasses_of_providers_work() -> None:
+    """A user's subclass (defined outside the package) finds the generated client."""
+    from gpu_providers.lambda_cloud import LambdaProvider
+    from tests.providers.lambda_cloud import documented
+
+    class TeamLambda(LambdaProvider):
+        def team_instances(self) -> int:
+            return len(self.list_instances())
+
+    TeamLambda.__module__ = "__main__"
+    with TeamLambda(api_key="k", transport=documented.transport()) as client:
+        assert client.team_instances() == 4
 
 
 @pytest.mark.parametrize("name", ["paperspace", "runpod"])

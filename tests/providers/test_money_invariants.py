@@ -218,6 +218,38 @@ def test_a_cancelled_launch_names_the_instance_it_may_leave(
     assert getattr(record, "maybe_submitted", None) is True
 
 
+def test_a_launch_cancelled_on_the_wire_is_logged_as_maybe_submitted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    documented = D.DocumentedLambda()
+    reached = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == LAUNCH_PATH:
+            reached.set()
+            await asyncio.Event().wait()  # the launch POST never comes back
+        return documented(request)
+
+    async def main() -> None:
+        clock = Clock()
+        client = create_async_provider(
+            "lambda", api_key=KEY, transport=httpx.MockTransport(handler)
+        )
+        async with attach(client, clock, clock.asleep):
+            task = asyncio.create_task(client.launch_instance(LAUNCH))
+            await reached.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert len(await client.list_instances()) == 4  # breaker and limiter still usable
+
+    with caplog.at_level(logging.WARNING, logger="gpu_providers"):
+        asyncio.run(main())
+    [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "may have reached Lambda Cloud" in record.getMessage()
+    assert "instance: unknown" in record.getMessage()
+
+
 # -- terminate: only the provider's proof means "already gone" ---------------------------------
 
 

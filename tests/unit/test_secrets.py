@@ -22,6 +22,7 @@ from skypilot_client import (
     SkyPilotClient,
     errors,
 )
+from skypilot_client._redact import Redactor
 from tests.conftest import (
     SENTINEL_AWS_KEY_ID,
     SENTINEL_AWS_SECRET,
@@ -94,8 +95,9 @@ def test_logs_and_errors_never_show_secrets(caplog: pytest.LogCaptureFixture) ->
     fake = FakeSkyPilotServer()
 
     def leaky(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/queue":  # an error that echoes secrets the server knows
-            echoed = f"{request.headers['authorization']} {SENTINEL_AWS_SECRET}"
+        # Errors that echo what the server knows: the token, and a request's own credentials.
+        echoed = f"{request.headers['authorization']} {request.content.decode()}"
+        if request.url.path in ("/queue", "/launch"):
             return httpx.Response(400, json={"detail": f"bad request: {echoed}"})
         return fake.handle(request)
 
@@ -104,14 +106,53 @@ def test_logs_and_errors_never_show_secrets(caplog: pytest.LogCaptureFixture) ->
         result = client.execute(
             ExecuteRequest(cluster_name="train-up", command="x", credentials=_credentials())
         )
-        with pytest.raises(errors.BadRequestError) as info:
+        with pytest.raises(errors.BadRequestError) as queued:
             client.queue("train-up")
+        with pytest.raises(errors.BadRequestError) as launched:
+            client.launch(
+                LaunchRequest(cluster_name="c", task="run: x", credentials=_credentials())
+            )
     sent = fake.requests[1]
     assert sent.headers["authorization"] == f"Bearer {SENTINEL_TOKEN}"  # it was really used
     assert SENTINEL_AWS_SECRET in sent.content.decode()
-    seen = caplog.text + str(info.value) + repr(info.value) + str(info.value.body)
-    seen += result.model_dump_json()
+    seen = caplog.text + result.model_dump_json()
+    for info in (queued, launched):
+        seen += str(info.value) + repr(info.value) + str(info.value.body)
+        assert "**********" in str(info.value)  # the leaked values were redacted, not dropped
     for secret in SENTINELS:
         assert secret not in seen
-    assert "**********" in str(info.value)  # the leaked values were redacted, not dropped
     assert "fake.test" in caplog.text or caplog.records  # logging did happen
+
+
+def test_the_redactor_forgets_each_request_s_credentials() -> None:
+    """A long-running service rotating credentials: the client keeps no trace of old ones,
+    while each request's own credentials are redacted from its errors."""
+    fake = FakeSkyPilotServer()
+    seen: list[str] = []
+
+    def echoing(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/launch":  # a refusal that echoes the request's env vars
+            return httpx.Response(400, json={"detail": request.content.decode()})
+        return fake.handle(request)
+
+    http = httpx.Client(transport=httpx.MockTransport(echoing))
+    with SkyPilotClient("http://fake.test:1", token=SENTINEL_TOKEN, http_client=http) as client:
+        tenant = client.with_options(workspace="w")
+        retained = (len(client._redactor.secrets), len(tenant._redactor.secrets))
+        for i in range(300):
+            secret = f"rotated-sts-secret-{i:04d}"
+            creds = CloudCredentials(
+                aws=AWSCredentials(access_key_id=f"ASIAROTATED{i:06d}", secret_access_key=secret)
+            )
+            target = tenant if i % 2 else client
+            with pytest.raises(errors.BadRequestError) as info:
+                target.launch(LaunchRequest(cluster_name="c", task="run: x", credentials=creds))
+            seen.append(str(info.value))
+            assert secret not in str(info.value) and "**********" in str(info.value)
+            with pytest.raises(errors.ClusterNotFoundError):
+                target.get_status("not-there")
+        # Nothing accumulates: not in the client, its copies, nor the state they share.
+        assert (len(client._redactor.secrets), len(tenant._redactor.secrets)) == retained
+        assert retained[0] == 1  # the token
+        assert not any(isinstance(v, Redactor) for v in vars(client._shared).values())
+    assert len(seen) == 300

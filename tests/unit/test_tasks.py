@@ -13,7 +13,7 @@ from skypilot_client._tasks import (
     prepare_launch_task,
     resource_spec,
 )
-from skypilot_client.errors import InvalidInputError
+from skypilot_client.errors import InvalidInputError, MalformedResponseError
 
 # Row shape of /list_accelerators: [cloud, type, name, count, cpus, dev_mem, mem, price,
 # spot_price, region] (PROTOCOL.md section 6).
@@ -42,7 +42,22 @@ def test_offers_parse_rows() -> None:
         spot_price=1.29,
         region="us-central-1",
     )
-    assert offers_from_list_accelerators({"X": [["short row"]], "Y": "junk"}) == []
+    assert offers_from_list_accelerators({}) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"X": [["short row"]]}, "return_value['X'][0]"),
+        ({"Y": "junk"}, "return_value['Y']"),
+        ({"H100": [[None, "t", "H100", 1, 2, 3, 4, 1.0, None, "r"]]}, "[0].cloud"),
+        (["H100"], "return_value"),
+    ],
+)
+def test_offers_rows_we_cannot_read_are_malformed(value: object, field: str) -> None:
+    with pytest.raises(MalformedResponseError) as info:
+        offers_from_list_accelerators(value)
+    assert field in (info.value.field or "")
 
 
 @pytest.mark.parametrize(

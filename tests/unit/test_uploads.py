@@ -28,7 +28,8 @@ from skypilot_client import (
     SkyPilotClient,
 )
 from skypilot_client import _uploads as uploads
-from skypilot_client._base_client import Call
+from skypilot_client._deadline import Deadline
+from skypilot_client._effects import Call
 from skypilot_client.errors import (
     APITimeoutError,
     InvalidInputError,
@@ -538,7 +539,9 @@ async def test_launch_and_exec_send_blob_id_and_mapping(mode: str, tmp_path: Pat
     assert events and events[-1].percent == 100
 
     # exec syncs only the workdir (the server ignores an exec's file mounts)
-    flow = runner.client._flow_execute(ExecuteRequest(cluster_name="c", task=task), 5.0)
+    flow = runner.client._flow_execute(
+        ExecuteRequest(cluster_name="c", task=task), Deadline.after(5.0)
+    )
     with pytest.raises(NotFoundError):  # the fake has no /api/get: stops after the submit
         await runner.run(flow)
     sent = yaml.safe_load(server.bodies["/exec"]["task"])

@@ -10,6 +10,7 @@ from .gpu_types import GpuTypes
 from .input_types import (
     GpuLowestPriceInput,
     GpuTypeFilter,
+    PodBidResumeInput,
     PodFilter,
     PodFindAndDeployOnDemandInput,
     PodRentInterruptableInput,
@@ -18,6 +19,7 @@ from .input_types import (
     PodTerminateInput,
 )
 from .my_pods import MyPods
+from .pod_bid_resume import PodBidResume
 from .pod_find_and_deploy_on_demand import PodFindAndDeployOnDemand
 from .pod_rent_interruptable import PodRentInterruptable
 from .pod_resume import PodResume
@@ -98,12 +100,13 @@ class AsyncRunPodClient(AsyncGQLBaseClient):
 
     async def gpu_types(
         self,
-        lowest_price_input: GpuLowestPriceInput,
+        secure_input: GpuLowestPriceInput,
+        community_input: GpuLowestPriceInput,
         filter_: Union[Optional[GpuTypeFilter], UnsetType] = UNSET,
         **kwargs: Any,
     ) -> GpuTypes:
         query = gql("""
-            query GpuTypes($filter: GpuTypeFilter, $lowestPriceInput: GpuLowestPriceInput!) {
+            query GpuTypes($filter: GpuTypeFilter, $secureInput: GpuLowestPriceInput!, $communityInput: GpuLowestPriceInput!) {
               gpuTypes(input: $filter) {
                 id
                 displayName
@@ -120,7 +123,22 @@ class AsyncRunPodClient(AsyncGQLBaseClient):
                 communityPrice
                 secureSpotPrice
                 communitySpotPrice
-                lowestPrice(input: $lowestPriceInput) {
+                secureLowestPrice: lowestPrice(input: $secureInput) {
+                  gpuName
+                  gpuTypeId
+                  minimumBidPrice
+                  uninterruptablePrice
+                  minVcpu
+                  minMemory
+                  minDisk
+                  stockStatus
+                  rentalPercentage
+                  rentedCount
+                  totalCount
+                  countryCode
+                  supportPublicIp
+                }
+                communityLowestPrice: lowestPrice(input: $communityInput) {
                   gpuName
                   gpuTypeId
                   minimumBidPrice
@@ -140,7 +158,8 @@ class AsyncRunPodClient(AsyncGQLBaseClient):
             """)
         variables: dict[str, object] = {
             "filter": filter_,
-            "lowestPriceInput": lowest_price_input,
+            "secureInput": secure_input,
+            "communityInput": community_input,
         }
         response = await self.execute(
             query=query, operation_name="GpuTypes", variables=variables, **kwargs
@@ -216,6 +235,23 @@ class AsyncRunPodClient(AsyncGQLBaseClient):
         )
         data = self.get_data(response)
         return MyPods.model_validate(data)
+
+    async def pod_bid_resume(self, input: PodBidResumeInput, **kwargs: Any) -> PodBidResume:
+        query = gql("""
+            mutation PodBidResume($input: PodBidResumeInput!) {
+              podBidResume(input: $input) {
+                id
+                desiredStatus
+                costPerHr
+              }
+            }
+            """)
+        variables: dict[str, object] = {"input": input}
+        response = await self.execute(
+            query=query, operation_name="PodBidResume", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return PodBidResume.model_validate(data)
 
     async def pod_find_and_deploy_on_demand(
         self, input: PodFindAndDeployOnDemandInput, **kwargs: Any

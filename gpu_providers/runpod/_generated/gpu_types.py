@@ -28,10 +28,31 @@ class GpuTypesGpuTypes(BaseModel):
     community_price: Optional[float] = Field(alias="communityPrice")
     secure_spot_price: Optional[float] = Field(alias="secureSpotPrice")
     community_spot_price: Optional[float] = Field(alias="communitySpotPrice")
-    lowest_price: Optional["GpuTypesGpuTypesLowestPrice"] = Field(alias="lowestPrice")
+    secure_lowest_price: Optional["GpuTypesGpuTypesSecureLowestPrice"] = Field(
+        alias="secureLowestPrice"
+    )
+    community_lowest_price: Optional["GpuTypesGpuTypesCommunityLowestPrice"] = Field(
+        alias="communityLowestPrice"
+    )
 
 
-class GpuTypesGpuTypesLowestPrice(BaseModel):
+class GpuTypesGpuTypesSecureLowestPrice(BaseModel):
+    gpu_name: Optional[str] = Field(alias="gpuName")
+    gpu_type_id: Optional[str] = Field(alias="gpuTypeId")
+    minimum_bid_price: Optional[float] = Field(alias="minimumBidPrice")
+    uninterruptable_price: Optional[float] = Field(alias="uninterruptablePrice")
+    min_vcpu: Optional[float] = Field(alias="minVcpu")
+    min_memory: Optional[float] = Field(alias="minMemory")
+    min_disk: Optional[float] = Field(alias="minDisk")
+    stock_status: Optional[str] = Field(alias="stockStatus")
+    rental_percentage: Optional[float] = Field(alias="rentalPercentage")
+    rented_count: Optional[int] = Field(alias="rentedCount")
+    total_count: Optional[int] = Field(alias="totalCount")
+    country_code: Optional[str] = Field(alias="countryCode")
+    support_public_ip: Optional[bool] = Field(alias="supportPublicIp")
+
+
+class GpuTypesGpuTypesCommunityLowestPrice(BaseModel):
     gpu_name: Optional[str] = Field(alias="gpuName")
     gpu_type_id: Optional[str] = Field(alias="gpuTypeId")
     minimum_bid_price: Optional[float] = Field(alias="minimumBidPrice")

@@ -63,6 +63,7 @@ class PodFindAndDeployOnDemandInput(BaseModel):
     min_download: Optional[int] = Field(alias="minDownload", default=None)
     min_upload: Optional[int] = Field(alias="minUpload", default=None)
     docker_args: Optional[str] = Field(alias="dockerArgs", default=None)
+    "The container start command (Docker CMD), e.g. `bash -c '...'`; holds our startup script."
     ports: Optional[str] = None
     'Comma separated, no spaces, e.g. "8888/http,22/tcp".'
     env: Optional[list[Optional["EnvironmentVariableInput"]]] = None
@@ -132,6 +133,15 @@ class PodResumeInput(BaseModel):
     gpu_count: Optional[int] = Field(alias="gpuCount", default=None)
     sync_machine: Optional[bool] = Field(alias="syncMachine", default=None)
     compute_type: Optional[ComputeType] = Field(alias="computeType", default=None)
+
+
+class PodBidResumeInput(BaseModel):
+    """G6: the input of podBidResume."""
+
+    pod_id: str = Field(alias="podId")
+    bid_per_gpu: float = Field(alias="bidPerGpu")
+    "Spot bid in USD/hour per GPU (at least LowestPrice.minimumBidPrice)."
+    gpu_count: Optional[int] = Field(alias="gpuCount", default=None)
 
 
 class PodTerminateInput(BaseModel):

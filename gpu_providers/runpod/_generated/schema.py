@@ -34,6 +34,10 @@ SDL = (
     "#       (it holds user secrets, so we never select it).\n"
     "#   G5  Input objects list the fields the SDK may send. Their field types are checked only\n"
     "#       locally (the server sees the variable's type name, not our field list).\n"
+    "#   G6  podBidResume (resume a stopped spot pod with a bid) is not used by runpod-python; its\n"
+    "#       input {podId, bidPerGpu, gpuCount} is as listed on graphql-spec.runpod.io and as\n"
+    '#       FACTS.md records it ("Resume ... spot: podBidResume(input:{podId,gpuCount,bidPerGpu})").\n'
+    "#       Added 2026-11-30.\n"
     "\n"
     "schema {\n"
     "  query: Query\n"
@@ -61,6 +65,8 @@ SDL = (
     "  podStop(input: PodStopInput!): Pod\n"
     '  "Resume a stopped on-demand pod."\n'
     "  podResume(input: PodResumeInput!): Pod\n"
+    '  "G6: resume a stopped spot (interruptible) pod at bidPerGpu USD/hour per GPU."\n'
+    "  podBidResume(input: PodBidResumeInput!): Pod\n"
     "  \"Terminate a pod. Returns null (`Void`); errors with 'pod not found to terminate' when gone.\"\n"
     "  podTerminate(input: PodTerminateInput!): Void\n"
     "}\n"
@@ -177,6 +183,7 @@ SDL = (
     "  minDisk: Int\n"
     "  minDownload: Int\n"
     "  minUpload: Int\n"
+    "  \"The container start command (Docker CMD), e.g. `bash -c '...'`; holds our startup script.\"\n"
     "  dockerArgs: String\n"
     '  "Comma separated, no spaces, e.g. \\"8888/http,22/tcp\\"."\n'
     "  ports: String\n"
@@ -243,6 +250,14 @@ SDL = (
     "  gpuCount: Int\n"
     "  syncMachine: Boolean\n"
     "  computeType: ComputeType\n"
+    "}\n"
+    "\n"
+    '"G6: the input of podBidResume."\n'
+    "input PodBidResumeInput {\n"
+    "  podId: String!\n"
+    '  "Spot bid in USD/hour per GPU (at least LowestPrice.minimumBidPrice)."\n'
+    "  bidPerGpu: Float!\n"
+    "  gpuCount: Int\n"
     "}\n"
     "\n"
     "input PodTerminateInput {\n"

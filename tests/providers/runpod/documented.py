@@ -59,11 +59,19 @@ ID_READY = "k4t9z2m7q1x8w3"
 ID_BOOTING = "b0ot1ng2c0nt4r"
 ID_EXITED = "e8x1t3d5n0tb00"
 ID_SPOT = "s9p0t7a1b2c3d4"
+#: A spot pod RunPod exited (interrupted): lastStatusChange "Exited by Runpod: ...".
+ID_PREEMPTED = "pr33mpt3d0x1aa"
 ID_MISSING = "n0n3x1st3nt000"
 #: Ids handed out by the launch mutations, in order.
 NEW_IDS = ("n3wp0d1aaaaaaa", "n3wp0d2bbbbbbb")
 
 POD_PUBLIC_IP = "203.0.113.50"
+
+
+def country_of(data_center: str) -> str:
+    """The country of a RunPod data center id (US-TX-3 -> US, EU-RO-1 -> RO, EUR-IS-1 -> IS)."""
+    first, second = data_center.split("-")[:2]
+    return first if first in ("US", "CA") else second
 
 
 def gpu_type(
@@ -80,17 +88,34 @@ def gpu_type(
     max_count: int = 8,
     offered: bool = True,
 ) -> dict[str, Any]:
-    """A ``GpuType``; ``lowestPrice`` is computed for the requested gpuCount."""
-    on_demand = min(p for p in (secure, community) if p is not None) if offered else None
+    """A ``GpuType``; ``lowestPrice`` is computed for the requested input: gpuCount, the cloud
+    (secureCloud true/false; unset: both), and a placement (countryCode or dataCenterId).
+    Spot in the secure cloud costs 20% more than in the community cloud (``spot``)."""
+    secure_spot = round(spot * 1.2, 2) if spot is not None and secure is not None else None
+    community_spot = spot if community is not None else None
 
     def lowest_price(_: Any, input: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-        count = (input or {}).get("gpuCount") or 1
-        if not offered or count > max_count:
+        given = input or {}
+        count = given.get("gpuCount") or 1
+        cloud = given.get("secureCloud")
+        if cloud is None:
+            prices = [p for p in (secure, community) if p is not None]
+            on_demand = min(prices) if prices else None
+            bid = min((p for p in (secure_spot, community_spot) if p is not None), default=None)
+        else:
+            on_demand = secure if cloud else community
+            bid = secure_spot if cloud else community_spot
+        wanted = given.get("countryCode") or (
+            country_of(given["dataCenterId"]) if given.get("dataCenterId") else None
+        )
+        if not offered or count > max_count or on_demand is None:
             return None  # nothing matches this placement
+        if wanted is not None and wanted != country:
+            return None
         return {
             "gpuName": display,
             "gpuTypeId": gpu_id,
-            "minimumBidPrice": spot,
+            "minimumBidPrice": bid,
             "uninterruptablePrice": on_demand,
             "minVcpu": 8.0 * count,
             "minMemory": 62.0 * count,
@@ -119,8 +144,8 @@ def gpu_type(
         "minPodGpuCount": 1,
         "securePrice": secure,
         "communityPrice": community,
-        "secureSpotPrice": spot,
-        "communitySpotPrice": spot,
+        "secureSpotPrice": secure_spot,
+        "communitySpotPrice": community_spot,
         "lowestPrice": lowest_price,
     }
 
@@ -143,15 +168,16 @@ def gpu_types() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _ports(public_port: int) -> list[dict[str, Any]]:
+def _ports(public_port: int | None) -> list[dict[str, Any]]:
+    ssh = {
+        "ip": POD_PUBLIC_IP,
+        "isIpPublic": True,
+        "privatePort": 22,
+        "publicPort": public_port,
+        "type": "tcp",
+    }
     return [
-        {
-            "ip": POD_PUBLIC_IP,
-            "isIpPublic": True,
-            "privatePort": 22,
-            "publicPort": public_port,
-            "type": "tcp",
-        },
+        *([ssh] if public_port is not None else []),
         {
             "ip": "100.65.13.7",
             "isIpPublic": False,
@@ -162,8 +188,9 @@ def _ports(public_port: int) -> list[dict[str, Any]]:
     ]
 
 
-def runtime(public_port: int = 10341) -> dict[str, Any]:
-    """A ``PodRuntime``: the container is up, SSH on ``POD_PUBLIC_IP:public_port``."""
+def runtime(public_port: int | None = 10341) -> dict[str, Any]:
+    """A ``PodRuntime``: the container is up, SSH on ``POD_PUBLIC_IP:public_port`` (None: port
+    22 not mapped yet, only the private HTTP port listed)."""
     return {
         "uptimeInSeconds": 412,
         "ports": _ports(public_port),
@@ -228,7 +255,14 @@ def initial_pods() -> list[dict[str, Any]]:
         pod(ID_EXITED, "notebook-old", "EXITED", RTX4090, cost=0.69),
         pod(ID_SPOT, "sky-spot-1", "RUNNING", A100_80, count=2, cost=1.64,
             pod_type="INTERRUPTABLE", data_center="CA-MTL-1", up=True),
+        dict(pod(ID_PREEMPTED, "sky-spot-2", "EXITED", H100, cost=1.75,
+                 pod_type="INTERRUPTABLE"),
+             lastStatusChange="Exited by Runpod: Mon Nov 23 2026 11:00:00 GMT+0000"),
     ]  # fmt: skip
+
+
+#: Where a launch pinned to a country lands.
+_DATA_CENTER_IN = {"US": "US-TX-3", "CA": "CA-MTL-1", "RO": "EU-RO-1"}
 
 
 BAD_GATEWAY_HTML = (
@@ -333,6 +367,7 @@ class DocumentedRunPod:
             "podRentInterruptable": self._rent_interruptable,
             "podStop": self._stop,
             "podResume": self._resume,
+            "podBidResume": self._bid_resume,
             "podTerminate": self._terminate,
         }
 
@@ -343,12 +378,13 @@ class DocumentedRunPod:
         return [g for g in self.catalog.values() if not wanted or g["id"] in wanted]
 
     def _view(self, pod_id: str) -> dict[str, Any]:
-        """A pod as GetPod sees it: a new pod's container comes up at the second look."""
+        """A pod as GetPod sees it: a new pod has no runtime at the first look, a runtime
+        without the SSH port mapping at the second, and SSH on a public port from the third
+        (FACTS.md "Readiness": runtime is null until the container is up)."""
         current = self.pods[pod_id]
-        self._gets[pod_id] = self._gets.get(pod_id, 0) + 1
-        booted = self._gets[pod_id] >= 2 and current["runtime"] is None
-        if pod_id in NEW_IDS and current["desiredStatus"] == "RUNNING" and booted:
-            current["runtime"] = runtime(10400 + NEW_IDS.index(pod_id))
+        looks = self._gets[pod_id] = self._gets.get(pod_id, 0) + 1
+        if pod_id in NEW_IDS and current["desiredStatus"] == "RUNNING" and looks >= 2:
+            current["runtime"] = runtime(10400 + NEW_IDS.index(pod_id) if looks >= 3 else None)
             current["uptimeSeconds"] = 35
         return copy.deepcopy(current)
 
@@ -359,11 +395,19 @@ class DocumentedRunPod:
     def _myself(self, _: Any) -> dict[str, Any]:
         return {"id": USER_ID, "pods": [copy.deepcopy(p) for p in self.pods.values()]}
 
-    def _offer(self, gpu_id: str | None, count: int) -> dict[str, Any] | None:
-        gpu = self.catalog.get(gpu_id or "")
+    def _offer(self, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The cheapest offer matching a deploy input (GPU, count, cloud type, placement)."""
+        gpu = self.catalog.get(spec.get("gpuTypeId") or "")
         if gpu is None:
             return None
-        lowest: dict[str, Any] | None = gpu["lowestPrice"](None, {"gpuCount": count})
+        cloud = {"SECURE": True, "COMMUNITY": False}.get(spec.get("cloudType") or "ALL")
+        wanted = {
+            "gpuCount": spec.get("gpuCount") or 1,
+            "secureCloud": cloud,
+            "countryCode": spec.get("countryCode"),
+            "dataCenterId": spec.get("dataCenterId"),
+        }
+        lowest: dict[str, Any] | None = gpu["lowestPrice"](None, wanted)
         return lowest
 
     def _launch(self, spec: Mapping[str, Any], cost: float, pod_type: str) -> dict[str, Any]:
@@ -377,22 +421,24 @@ class DocumentedRunPod:
             count=count,
             cost=round(cost * count, 4),
             pod_type=pod_type,
-            data_center=spec.get("dataCenterId") or "US-TX-3",
+            data_center=spec.get("dataCenterId")
+            or _DATA_CENTER_IN.get(spec.get("countryCode") or "US", "US-TX-3"),
             image=spec.get("imageName") or "runpod/base:0.6.2",
         )
+        created["machine"]["secureCloud"] = spec.get("cloudType") != "COMMUNITY"
         created["containerDiskInGb"] = spec.get("containerDiskInGb") or 50
         created["ports"] = spec.get("ports")
         self.pods[pod_id] = created
         return copy.deepcopy(created)
 
     def _deploy_on_demand(self, _: Any, input: Mapping[str, Any]) -> dict[str, Any] | None:
-        offer = self._offer(input.get("gpuTypeId"), input.get("gpuCount") or 1)
+        offer = self._offer(input)
         if offer is None or offer["stockStatus"] is None:
             return None  # no machine matches: the mutation answers null
         return self._launch(input, offer["uninterruptablePrice"], "RESERVED")
 
     def _rent_interruptable(self, _: Any, input: Mapping[str, Any]) -> dict[str, Any]:
-        offer = self._offer(input.get("gpuTypeId"), input.get("gpuCount") or 1)
+        offer = self._offer(input)
         bid = input["bidPerGpu"]
         if offer is None or offer["stockStatus"] is None or bid < offer["minimumBidPrice"]:
             raise GraphQLError(NO_INSTANCES)
@@ -402,7 +448,12 @@ class DocumentedRunPod:
         pod_id = input["podId"]
         if pod_id not in self.pods:
             raise GraphQLError("pod not found")
-        self.pods[pod_id].update(desiredStatus="EXITED", runtime=None, uptimeSeconds=0)
+        self.pods[pod_id].update(
+            desiredStatus="EXITED",
+            runtime=None,
+            uptimeSeconds=0,
+            lastStatusChange="Exited by User: Mon Nov 23 2026 10:00:00 GMT+0000",
+        )
         return copy.deepcopy(self.pods[pod_id])
 
     def _resume(self, _: Any, input: Mapping[str, Any]) -> dict[str, Any]:
@@ -411,6 +462,26 @@ class DocumentedRunPod:
             raise GraphQLError("pod not found")
         self.pods[pod_id].update(desiredStatus="RUNNING", runtime=None)
         return copy.deepcopy(self.pods[pod_id])
+
+    def _bid_resume(self, _: Any, input: Mapping[str, Any]) -> dict[str, Any]:
+        """Resume a spot pod: refused (the documented capacity message) under the minimum bid
+        of its GPU type in its cloud."""
+        pod_id = input["podId"]
+        if pod_id not in self.pods:
+            raise GraphQLError("pod not found")
+        current = self.pods[pod_id]
+        gpu = self.catalog[current["machine"]["gpuTypeId"]]
+        lowest = gpu["lowestPrice"](
+            None,
+            {
+                "gpuCount": input.get("gpuCount") or 1,
+                "secureCloud": current["machine"]["secureCloud"],
+            },
+        )
+        if lowest is None or input["bidPerGpu"] < (lowest["minimumBidPrice"] or 0):
+            raise GraphQLError(NO_INSTANCES)
+        current.update(desiredStatus="RUNNING", runtime=None, costPerHr=input["bidPerGpu"])
+        return copy.deepcopy(current)
 
     def _terminate(self, _: Any, input: Mapping[str, Any]) -> None:
         if self.pods.pop(input["podId"], None) is None:

@@ -52,13 +52,34 @@ def _cleanup(launched: Any) -> Steps:
         yield Call("terminate_instance", (launched.instance_id,))
 
 
+#: Startup work of the cassette launches: test data only (no secret in it).
+STARTUP_SCRIPT = "#!/bin/bash\necho 'cassette startup' > /workspace/started\n"
+ENV = {"CASSETTE_MODE": "documented"}
+
+
 def _launch_on_demand() -> Steps:
-    request = LaunchRequest(gpu_type="H100", name=LAUNCH_NAME, ssh_public_key=PUBLIC_KEY)
+    request = LaunchRequest(
+        gpu_type="H100",
+        name=LAUNCH_NAME,
+        ssh_public_key=PUBLIC_KEY,
+        env=ENV,
+        startup_script=STARTUP_SCRIPT,
+    )
     launched = yield Call("launch_instance", (request,))
     if isinstance(launched, Failed):
         return
     yield Call("get_instance_status", (launched.instance_id,))  # container not up yet
-    yield Call("get_instance_status", (launched.instance_id,))  # up: SSH endpoint known
+    yield Call("get_instance_status", (launched.instance_id,))  # up, SSH port not mapped yet
+    yield Call("get_instance_status", (launched.instance_id,))  # SSH endpoint known: ready
+    yield Call("terminate_instance", (launched.instance_id,))
+
+
+def _launch_wait_ready() -> Steps:
+    request = LaunchRequest(gpu_type="A100-80GB", name=LAUNCH_NAME, region="us-east")
+    launched = yield Call("launch_instance", (request,))
+    if isinstance(launched, Failed):
+        return
+    yield Call("wait_until_ready", (launched.instance_id,), {"timeout": 900.0})
     yield Call("terminate_instance", (launched.instance_id,))
 
 
@@ -83,7 +104,7 @@ def _launch_spot_no_instances() -> Steps:
 
 
 def _pod_states() -> Steps:
-    for pod_id in (D.ID_READY, D.ID_BOOTING, D.ID_EXITED, D.ID_SPOT, D.ID_MISSING):
+    for pod_id in (D.ID_READY, D.ID_BOOTING, D.ID_EXITED, D.ID_SPOT, D.ID_PREEMPTED, D.ID_MISSING):
         yield Call("get_instance_status", (pod_id,))
 
 
@@ -95,6 +116,11 @@ def _list_pods() -> Steps:
 def _stop_resume() -> Steps:
     yield Call("stop_instance", (D.ID_READY,))
     yield Call("start_instance", (D.ID_READY,))
+
+
+def _stop_resume_spot() -> Steps:
+    yield Call("stop_instance", (D.ID_SPOT,))
+    yield Call("start_instance", (D.ID_SPOT,))  # podBidResume at the current minimum bid
 
 
 def _terminate_twice() -> Steps:
@@ -132,9 +158,17 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "launch_on_demand",
-            "podFindAndDeployOnDemand (H100, SSH key), get twice (runtime null, then up), "
+            "gpuTypes (cloud and price), podFindAndDeployOnDemand (H100, SSH key, env, "
+            "startup script), get three times (runtime null, up without SSH port, ready), "
             "terminate",
             _launch_on_demand,
+            live="billed",
+        ),
+        Scenario(
+            "launch_wait_ready",
+            "on-demand A100 80GB in us-east (countryCode US), wait_until_ready polls until the "
+            "SSH port is mapped, terminate",
+            _launch_wait_ready,
             live="billed",
         ),
         Scenario(
@@ -157,7 +191,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "pod_states",
-            "pod: running with runtime, running without, exited, spot, missing (null)",
+            "pod: running with runtime, running without, exited, spot, preempted spot, "
+            "missing (null)",
             _pod_states,
         ),
         Scenario(
@@ -170,6 +205,11 @@ SCENARIOS: dict[str, Scenario] = {
             "stop_resume",
             "podStop then pod; pod, podResume, pod",
             _stop_resume,
+        ),
+        Scenario(
+            "stop_resume_spot",
+            "podStop of a spot pod; pod, gpuTypes (minimum bid), podBidResume, pod",
+            _stop_resume_spot,
         ),
         Scenario(
             "terminate_twice",

@@ -8,6 +8,7 @@ header) is only checked for parity.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from ..paperspace.harness import (
     run_sync,
 )
 from . import documented as D
-from .scenarios import LAUNCH_NAME, PUBLIC_KEY, RECORDING_KEY, SCENARIOS
+from .scenarios import LAUNCH_NAME, PUBLIC_KEY, RECORDING_KEY, SCENARIOS, STARTUP_SCRIPT
 
 DIRECTORY = CASSETTES / "runpod"
 NAMES = sorted(SCENARIOS)
@@ -122,32 +123,51 @@ async def test_replay_sync_and_async_agree(name: str) -> None:
 def _expect_offers(outcomes: list[Outcome], sleeps: list[float]) -> None:
     available, everything, two_spot = results(outcomes, "list_available_gpus")
     h100, rtx4090 = results(outcomes, "get_normalized_pricing")
-    keys = {(o["offer_id"], o["spot"]) for o in available}
+    keys = {(o["offer_id"], o["spot"], o["price_source"]) for o in available}
+    # one offer per GPU, kind and cloud, each saying which field priced it
     assert keys == {
-        (gpu, spot) for gpu in (D.H100, D.A100_SXM, D.A100_80) for spot in (False, True)
+        (gpu, spot, f"gpuTypes.lowestPrice(secureCloud: {cloud}).{field}")
+        for gpu in (D.H100, D.A100_SXM, D.A100_80)
+        for spot, field in ((False, "uninterruptablePrice"), (True, "minimumBidPrice"))
+        for cloud in ("true", "false")
     }
-    # sorted by price per GPU, spot (minimumBidPrice) and on-demand (uninterruptablePrice)
-    assert [o["price_per_gpu"] for o in available] == [0.82, 1.05, 1.19, 1.49, 1.75, 2.69]
-    by_key = {(o["offer_id"], o["spot"]): o for o in everything}
-    h100_spot = by_key[(D.H100, True)]
+    # sorted by price per GPU; secure spot costs 20% more than community spot (documented.py)
+    assert [o["price_per_gpu"] for o in available] == [
+        0.82, 0.98, 1.05, 1.19, 1.26, 1.49, 1.64, 1.75, 1.89, 2.1, 2.69, 2.99
+    ]  # fmt: skip
+    by_key = {(o["offer_id"], o["spot"], o["price_per_gpu"]): o for o in everything}
+    h100_spot = by_key[(D.H100, True, 1.75)]
+    assert h100_spot["price_source"] == "gpuTypes.lowestPrice(secureCloud: false).minimumBidPrice"
     assert (h100_spot["gpu_type"], h100_spot["provider_gpu_type"]) == ("H100", "H100 SXM")
     assert (h100_spot["gpu_memory_gb"], h100_spot["vcpus"], h100_spot["ram_gb"]) == (80, 8, 62)
     assert (h100_spot["region"], h100_spot["available"]) == ("US", True)
-    assert by_key[(D.A100_80, False)]["gpu_type"] == "A100-80GB"
+    secure = by_key[(D.H100, False, 2.99)]  # securePrice, not the cheaper communityPrice
+    assert secure["price_source"] == "gpuTypes.lowestPrice(secureCloud: true).uninterruptablePrice"
+    assert by_key[(D.A100_80, False, 1.19)]["gpu_type"] == "A100-80GB"
     # out of stock (stockStatus null): listed, not available
-    assert by_key[(D.RTX4090, False)]["available"] is False
-    assert by_key[(D.RTX4090, True)]["available"] is False
+    assert by_key[(D.RTX4090, False, 0.34)]["available"] is False
+    assert by_key[(D.RTX4090, True, 0.29)]["available"] is False
     # no lowestPrice (L4) and a GPU our table does not know (MI300X): no offers
     assert {o["offer_id"] for o in everything} == {D.H100, D.A100_SXM, D.A100_80, D.RTX4090}
     # gpuCount 2: prices stay per GPU, the whole offer costs twice as much
     assert {o["gpu_count"] for o in two_spot} == {2}
     assert all(o["spot"] for o in two_spot)
-    h100_two = next(o for o in two_spot if o["offer_id"] == D.H100)
+    h100_two = min(
+        (o for o in two_spot if o["offer_id"] == D.H100), key=lambda o: o["hourly_price"]
+    )
     assert (h100_two["price_per_gpu"], h100_two["hourly_price"]) == (1.75, 3.5)
     assert (h100["on_demand_per_gpu_hour"], h100["spot_per_gpu_hour"]) == (2.69, 1.75)
     assert (rtx4090["on_demand_per_gpu_hour"], rtx4090["spot_per_gpu_hour"]) == (0.34, 0.29)
-    counts = [op["variables"]["lowestPriceInput"]["gpuCount"] for op in operations("offers")]
-    assert counts == [1, 1, 2, 1, 1]
+    ops = operations("offers")
+    assert [op["variables"]["secureInput"]["gpuCount"] for op in ops] == [1, 1, 2, 1, 1]
+    for op in ops:  # both clouds, launchable hosts only: public IP, the default CUDA floor
+        secure_input, community_input = (
+            op["variables"]["secureInput"],
+            op["variables"]["communityInput"],
+        )
+        assert (secure_input["secureCloud"], community_input["secureCloud"]) == (True, False)
+        assert secure_input["minCudaVersion"] == community_input["minCudaVersion"] == "12.4"
+        assert secure_input["supportPublicIp"] is True
 
 
 def _launch_input(name: str, operation: str) -> dict[str, Any]:
@@ -163,14 +183,19 @@ def _expect_launch_on_demand(outcomes: list[Outcome], sleeps: list[float]) -> No
     assert (launched["state"], launched["provider_state"]) == ("pending", "RUNNING")
     assert (launched["gpu_type"], launched["gpu_count"], launched["spot"]) == ("H100", 1, False)
     assert (launched["region"], launched["hourly_price"]) == ("US-TX-3", 2.69)
-    booting, up = results(outcomes, "get_instance_status")
+    booting, up, ready = results(outcomes, "get_instance_status")
     assert (booting["state"], booting["ready"], booting["public_ip"]) == ("pending", False, None)
-    assert (up["state"], up["ready"]) == ("running", True)
-    assert (up["public_ip"], up["ssh_port"]) == (D.POD_PUBLIC_IP, 10400)
+    # runtime present, but port 22 not mapped yet: not ready
+    assert (up["state"], up["ready"], up["ssh_port"]) == ("running", False, None)
+    assert (ready["state"], ready["ready"]) == ("running", True)
+    assert (ready["public_ip"], ready["ssh_port"]) == (D.POD_PUBLIC_IP, 10400)
     assert results(outcomes, "terminate_instance") == [None]
-    sent = _launch_input("launch_on_demand", "PodFindAndDeployOnDemand")
+    names = [o["operationName"] for o in operations("launch_on_demand")]
+    assert names[:2] == ["GpuTypes", "PodFindAndDeployOnDemand"]
+    sent = dict(_launch_input("launch_on_demand", "PodFindAndDeployOnDemand"))
+    docker_args = sent.pop("dockerArgs")
     assert sent == {
-        "cloudType": "ALL",
+        "cloudType": "COMMUNITY",  # the cloud of the cheapest on-demand offer (2.69)
         "gpuTypeId": D.H100,
         "gpuCount": 1,
         "name": LAUNCH_NAME,
@@ -179,17 +204,49 @@ def _expect_launch_on_demand(outcomes: list[Outcome], sleeps: list[float]) -> No
         "ports": "22/tcp",
         "startSsh": True,
         "supportPublicIp": True,
-        "dataCenterId": None,
-        "env": [{"key": "PUBLIC_KEY", "value": PUBLIC_KEY}],
+        "minCudaVersion": "12.4",  # the CUDA of the default image
+        "env": [
+            {"key": "CASSETTE_MODE", "value": "documented"},
+            {"key": "PUBLIC_KEY", "value": PUBLIC_KEY},
+            {"key": "SSH_PUBLIC_KEY", "value": PUBLIC_KEY},
+        ],
     }
+    encoded = base64.b64encode(STARTUP_SCRIPT.encode()).decode()
+    assert docker_args.startswith(
+        f"bash -c '(umask 077; mkdir -p ~/.gpu-providers; echo {encoded} "
+    )
+    assert "exec /start.sh" in docker_args
+
+
+def _expect_launch_wait_ready(outcomes: list[Outcome], sleeps: list[float]) -> None:
+    (launched,) = results(outcomes, "launch_instance")
+    (ready,) = results(outcomes, "wait_until_ready")
+    assert (ready["instance_id"], ready["ready"]) == (launched["instance_id"], True)
+    assert (ready["public_ip"], ready["ssh_port"]) == (D.POD_PUBLIC_IP, 10400)
+    names = [o["operationName"] for o in operations("launch_wait_ready")]
+    assert names == [
+        "GpuTypes",
+        "PodFindAndDeployOnDemand",
+        "GetPod",
+        "GetPod",
+        "GetPod",
+        "PodTerminate",
+    ]
+    assert sleeps == [5.0, 7.5]  # the poll backoff, on fake time
+    sent = _launch_input("launch_wait_ready", "PodFindAndDeployOnDemand")
+    assert sent["countryCode"] == "US"  # us-east: the one notion of region, a country code
+    assert "dataCenterId" not in sent
+    lookup = operations("launch_wait_ready")[0]["variables"]
+    assert lookup["secureInput"]["countryCode"] == lookup["communityInput"]["countryCode"] == "US"
 
 
 def _expect_launch_no_machine(outcomes: list[Outcome], sleeps: list[float]) -> None:
     (error,) = outcomes
     assert (error["error"], error["maybe_submitted"]) == ("CapacityError", False)
-    assert answers("launch_no_machine") == [(200, {"data": {"podFindAndDeployOnDemand": None}})]
+    assert answers("launch_no_machine")[-1] == (200, {"data": {"podFindAndDeployOnDemand": None}})
     sent = _launch_input("launch_no_machine", "PodFindAndDeployOnDemand")
     assert (sent["gpuTypeId"], sent["gpuCount"], sent["dataCenterId"]) == (D.RTX4090, 2, "EU-RO-1")
+    assert sent["cloudType"] == "ALL"  # no offer there: RunPod picks
 
 
 def _expect_spot_minimum_bid(outcomes: list[Outcome], sleeps: list[float]) -> None:
@@ -202,10 +259,12 @@ def _expect_spot_minimum_bid(outcomes: list[Outcome], sleeps: list[float]) -> No
     assert launched["hourly_price"] == 2.1  # the bid, per GPU, times two GPUs
     first, launch, _ = operations("launch_spot_minimum_bid")
     assert first["operationName"] == "GpuTypes"
-    assert first["variables"]["lowestPriceInput"] == {"gpuCount": 2}
+    assert first["variables"]["filter"] == {"id": D.A100_SXM}
+    assert first["variables"]["communityInput"]["gpuCount"] == 2
     assert launch["operationName"] == "PodRentInterruptable"
     sent = launch["variables"]["input"]
     assert sent["bidPerGpu"] == 1.05  # lowestPrice.minimumBidPrice of that GPU right now
+    assert sent["cloudType"] == "COMMUNITY"  # ... in the cloud that minimum is for
     assert (sent["gpuTypeId"], sent["imageName"]) == (D.A100_SXM, "ubuntu:22.04")
 
 
@@ -213,7 +272,7 @@ def _expect_spot_no_instances(outcomes: list[Outcome], sleeps: list[float]) -> N
     (error,) = outcomes
     assert error["error"] == "CapacityError"
     assert error["maybe_submitted"] is False  # an answered refusal: nothing was created
-    ((status, body),) = answers("launch_spot_no_instances")
+    status, body = answers("launch_spot_no_instances")[-1]
     assert status == 200  # the GraphQL error arrives with HTTP 200
     assert body["data"] == {"podRentInterruptable": None}
     assert body["errors"][0]["message"] == D.NO_INSTANCES
@@ -222,7 +281,7 @@ def _expect_spot_no_instances(outcomes: list[Outcome], sleeps: list[float]) -> N
 
 
 def _expect_pod_states(outcomes: list[Outcome], sleeps: list[float]) -> None:
-    ready, booting, exited, spot, missing = outcomes
+    ready, booting, exited, spot, preempted, missing = outcomes
     assert (ready["result"]["state"], ready["result"]["ready"]) == ("running", True)
     assert (ready["result"]["public_ip"], ready["result"]["ssh_port"]) == (D.POD_PUBLIC_IP, 10341)
     assert booting["result"]["state"] == "pending"  # RUNNING without runtime
@@ -232,6 +291,11 @@ def _expect_pod_states(outcomes: list[Outcome], sleeps: list[float]) -> None:
         "EXITED",
     )
     assert spot["result"]["ready"] is True
+    # a spot pod RunPod exited ("Exited by Runpod: ..."): preempted, not stopped
+    assert (preempted["result"]["state"], preempted["result"]["provider_state"]) == (
+        "preempted",
+        "EXITED",
+    )
     assert missing["error"] == "InstanceNotFoundError"
     assert answers("pod_states")[-1] == (200, {"data": {"pod": None}})
 
@@ -243,6 +307,7 @@ def _expect_list_pods(outcomes: list[Outcome], sleeps: list[float]) -> None:
         D.ID_BOOTING,
         D.ID_EXITED,
         D.ID_SPOT,
+        D.ID_PREEMPTED,
     ]
     by_id = {p["instance_id"]: p for p in everything}
     assert by_id[D.ID_SPOT] == {
@@ -262,7 +327,8 @@ def _expect_list_pods(outcomes: list[Outcome], sleeps: list[float]) -> None:
         "labels": {},
     }
     assert by_id[D.ID_EXITED]["gpu_type"] == "RTX4090"
-    assert [p["name"] for p in named] == ["sky-train-1", "sky-boot-1", "sky-spot-1"]
+    assert by_id[D.ID_PREEMPTED]["state"] == "preempted"
+    assert [p["name"] for p in named] == ["sky-train-1", "sky-boot-1", "sky-spot-1", "sky-spot-2"]
 
 
 def _expect_stop_resume(outcomes: list[Outcome], sleeps: list[float]) -> None:
@@ -274,6 +340,19 @@ def _expect_stop_resume(outcomes: list[Outcome], sleeps: list[float]) -> None:
     assert names == ["PodStop", "GetPod", "GetPod", "PodResume", "GetPod"]
     resume = operations("stop_resume")[3]["variables"]["input"]
     assert resume == {"podId": D.ID_READY, "gpuCount": 1}
+
+
+def _expect_stop_resume_spot(outcomes: list[Outcome], sleeps: list[float]) -> None:
+    (stopped,) = results(outcomes, "stop_instance")
+    (resumed,) = results(outcomes, "start_instance")
+    # stopped by its user ("Exited by User"): stopped, not preempted
+    assert (stopped["state"], stopped["provider_state"]) == ("stopped", "EXITED")
+    assert (resumed["state"], resumed["provider_state"]) == ("pending", "RUNNING")
+    names = [o["operationName"] for o in operations("stop_resume_spot")]
+    assert names == ["PodStop", "GetPod", "GetPod", "GpuTypes", "PodBidResume", "GetPod"]
+    resume = operations("stop_resume_spot")[4]["variables"]["input"]
+    # the pod's cloud is secure (machine.secureCloud): that cloud's minimum bid right now
+    assert resume == {"podId": D.ID_SPOT, "bidPerGpu": 0.98, "gpuCount": 2}
 
 
 def _expect_terminate_twice(outcomes: list[Outcome], sleeps: list[float]) -> None:
@@ -297,7 +376,7 @@ def _expect_unauthorized(outcomes: list[Outcome], sleeps: list[float]) -> None:
 
 def _expect_rate_limited(outcomes: list[Outcome], sleeps: list[float]) -> None:
     (pods,) = results(outcomes, "list_instances")
-    assert len(pods) == 4
+    assert len(pods) == 5
     assert [status for status, _ in answers("rate_limited")] == [429, 200]
     assert sleeps[0] == 2.0  # Retry-After
 
@@ -311,12 +390,14 @@ def _expect_bad_gateway(outcomes: list[Outcome], sleeps: list[float]) -> None:
 EXPECTATIONS: dict[str, Callable[[list[Outcome], list[float]], None]] = {
     "offers": _expect_offers,
     "launch_on_demand": _expect_launch_on_demand,
+    "launch_wait_ready": _expect_launch_wait_ready,
     "launch_no_machine": _expect_launch_no_machine,
     "launch_spot_minimum_bid": _expect_spot_minimum_bid,
     "launch_spot_no_instances": _expect_spot_no_instances,
     "pod_states": _expect_pod_states,
     "list_pods": _expect_list_pods,
     "stop_resume": _expect_stop_resume,
+    "stop_resume_spot": _expect_stop_resume_spot,
     "terminate_twice": _expect_terminate_twice,
     "missing_pod": _expect_missing_pod,
     "unauthorized": _expect_unauthorized,

@@ -44,6 +44,7 @@ from pydantic import BaseModel
 from gpu_providers.runpod._generated.get_pod import GetPod
 from gpu_providers.runpod._generated.gpu_types import GpuTypes
 from gpu_providers.runpod._generated.my_pods import MyPods
+from gpu_providers.runpod._generated.pod_bid_resume import PodBidResume
 from gpu_providers.runpod._generated.pod_find_and_deploy_on_demand import (
     PodFindAndDeployOnDemand,
 )
@@ -67,6 +68,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "PodFindAndDeployOnDemand": PodFindAndDeployOnDemand,
     "PodRentInterruptable": PodRentInterruptable,
     "PodResume": PodResume,
+    "PodBidResume": PodBidResume,
     "PodStop": PodStop,
     "PodTerminate": PodTerminate,
 }

@@ -27,7 +27,7 @@ from graphql import (
     parse,
 )
 
-from gpu_providers import GPUFilters, LaunchRequest
+from gpu_providers import GPUFilters, GPUOffer, LaunchRequest
 from gpu_providers.errors import (
     AuthenticationError,
     CapacityError,
@@ -247,7 +247,7 @@ def test_429_carries_retry_after(kind: str) -> None:
 def test_429_is_retried(kind: str) -> None:
     responder = D.DocumentedRunPod(inject={"MyPods": [D.rate_limited("1")]})
     pods = call(kind, responder, "list_instances")
-    assert len(pods) == 4
+    assert len(pods) == 5
     assert _count(responder, "MyPods") == 2
 
 
@@ -266,46 +266,77 @@ def test_graphql_errors_with_http_200_are_classified_end_to_end(kind: str) -> No
 
 
 def _catalog(*gpus: dict[str, Any], count: int = 1) -> list[Any]:
+    """Parsed ``gpuTypes`` with lowestPrice asked per cloud (secureLowestPrice and
+    communityLowestPrice); a non-callable ``lowestPrice`` is used for both."""
     entries = []
     for gpu in gpus:
         entry = {k: v for k, v in gpu.items() if k != "lowestPrice"}
         lowest = gpu["lowestPrice"]
-        entry["lowestPrice"] = lowest(None, {"gpuCount": count}) if callable(lowest) else lowest
+        for alias, secure in (("secureLowestPrice", True), ("communityLowestPrice", False)):
+            wanted = {"gpuCount": count, "secureCloud": secure}
+            entry[alias] = lowest(None, wanted) if callable(lowest) else lowest
         entries.append(entry)
     parsed = GpuTypes.model_validate({"gpuTypes": [*entries, None]})
     assert parsed.gpu_types is not None
     return parsed.gpu_types
 
 
-def test_offers_are_per_gpu_for_on_demand_and_spot() -> None:
+def _by_source(offers: list[GPUOffer]) -> dict[tuple[str, str | None], GPUOffer]:
+    return {(o.offer_id, o.price_source): o for o in offers}
+
+
+SECURE_ON_DEMAND = "gpuTypes.lowestPrice(secureCloud: true).uninterruptablePrice"
+COMMUNITY_ON_DEMAND = "gpuTypes.lowestPrice(secureCloud: false).uninterruptablePrice"
+SECURE_SPOT = "gpuTypes.lowestPrice(secureCloud: true).minimumBidPrice"
+COMMUNITY_SPOT = "gpuTypes.lowestPrice(secureCloud: false).minimumBidPrice"
+
+
+def test_offers_are_per_gpu_per_cloud_for_on_demand_and_spot() -> None:
     catalog = _catalog(*D.gpu_types(), count=4)
-    offers = {(o.offer_id, o.spot): o for o in M.offers_from_gpu_types(catalog, 4)}
-    on_demand, spot = offers[(D.H100, False)], offers[(D.H100, True)]
-    assert (on_demand.price_per_gpu, on_demand.hourly_price) == (2.69, 10.76)
-    assert (spot.price_per_gpu, spot.hourly_price) == (1.75, 7.0)
-    assert on_demand.gpu_count == spot.gpu_count == 4
-    assert (on_demand.vcpus, on_demand.ram_gb, on_demand.region) == (32.0, 248.0, "US")
-    assert not offers[(D.RTX4090, False)].available  # stockStatus null
+    offers = _by_source(M.offers_from_gpu_types(catalog, 4))
+    secure, community = offers[(D.H100, SECURE_ON_DEMAND)], offers[(D.H100, COMMUNITY_ON_DEMAND)]
+    assert (secure.price_per_gpu, secure.hourly_price, secure.spot) == (2.99, 11.96, False)
+    assert (community.price_per_gpu, community.hourly_price) == (2.69, 10.76)
+    spot = offers[(D.H100, COMMUNITY_SPOT)]
+    assert (spot.price_per_gpu, spot.hourly_price, spot.spot) == (1.75, 7.0, True)
+    assert offers[(D.H100, SECURE_SPOT)].price_per_gpu == 2.1
+    assert secure.gpu_count == spot.gpu_count == 4
+    assert (secure.vcpus, secure.ram_gb, secure.region) == (32.0, 248.0, "US")
+    assert not offers[(D.RTX4090, COMMUNITY_ON_DEMAND)].available  # stockStatus null
     assert not any(gpu == D.L4 for gpu, _ in offers)  # lowestPrice null: nothing to rent
     assert not any(gpu == D.MI300X for gpu, _ in offers)  # not in our GPU table
+    # both clouds, both kinds: four offers of one GPU type
+    a100 = [o for o in M.offers_from_gpu_types(catalog, 4) if o.offer_id == D.A100_80]
+    assert len(a100) == 4
+
+
+def test_a_cloud_without_a_lowest_price_is_priced_from_its_list_price() -> None:
+    gpu = D.gpu_types()[0]  # H100: securePrice 2.99, communityPrice 2.69
+    lowest = gpu["lowestPrice"](None, {"gpuCount": 1, "secureCloud": False})
+    gpu["lowestPrice"] = dict(lowest, uninterruptablePrice=None, minimumBidPrice=None)
+    offers = _by_source(M.offers_from_gpu_types(_catalog(gpu), 1))
+    assert offers[(D.H100, "gpuTypes.securePrice")].price_per_gpu == 2.99
+    assert offers[(D.H100, "gpuTypes.communityPrice")].price_per_gpu == 2.69
+    assert offers[(D.H100, "gpuTypes.secureSpotPrice")].price_per_gpu == 2.1
+    assert offers[(D.H100, "gpuTypes.communitySpotPrice")].price_per_gpu == 1.75
 
 
 @pytest.mark.parametrize("price", [None, 0.0, -1.0])
 def test_missing_zero_or_negative_prices_make_no_offer(price: float | None) -> None:
-    gpu = D.gpu_type(D.H100, "H100", "Nvidia", 80, secure=price, community=None, spot=price,
-                     stock="High", country="US", offered=price is not None)  # fmt: skip
-    if price is not None:
-        gpu["lowestPrice"] = {
-            **gpu["lowestPrice"](None, {"gpuCount": 1}),
-            "uninterruptablePrice": price,
-        }
+    gpu = D.gpu_type(D.H100, "H100", "Nvidia", 80, secure=price, community=price, spot=price,
+                     stock="High", country="US")  # fmt: skip
+    gpu["lowestPrice"] = {
+        **D.gpu_types()[0]["lowestPrice"](None, {"gpuCount": 1}),
+        "uninterruptablePrice": price,
+        "minimumBidPrice": price,
+    }
     assert M.offers_from_gpu_types(_catalog(gpu), 1) == []
 
 
 def test_memory_falls_back_to_the_gpu_table() -> None:
     gpu = D.gpu_types()[0]
     gpu["memoryInGb"] = None
-    (offer, _) = M.offers_from_gpu_types(_catalog(gpu), 1)
+    offer = M.offers_from_gpu_types(_catalog(gpu), 1)[0]
     assert offer.gpu_memory_gb == 80
 
 
@@ -551,17 +582,35 @@ def test_spot_without_bid_bids_the_current_minimum(kind: str) -> None:
     instance = call(kind, responder, "launch_instance", request)
     assert instance.spot
     (gpu_query,) = [o for o in responder.operations if o["operationName"] == "GpuTypes"]
-    assert gpu_query["variables"]["lowestPriceInput"]["gpuCount"] == 2
+    assert gpu_query["variables"]["secureInput"]["gpuCount"] == 2
+    assert gpu_query["variables"]["communityInput"]["gpuCount"] == 2
     (rent,) = [o for o in responder.operations if o["operationName"] == "PodRentInterruptable"]
-    assert rent["variables"]["input"]["bidPerGpu"] == 1.37
+    assert rent["variables"]["input"]["bidPerGpu"] == 1.37  # community, the cheaper cloud
+    assert rent["variables"]["input"]["cloudType"] == "COMMUNITY"
     assert rent["variables"]["input"]["gpuCount"] == 2
 
 
-def test_spot_with_a_bid_uses_it_without_asking_prices(kind: str) -> None:
+def test_spot_with_a_bid_uses_it_in_the_cheapest_cloud(kind: str) -> None:
     responder = D.DocumentedRunPod()
     call(kind, responder, "launch_instance", SPOT)
-    assert [o["operationName"] for o in responder.operations] == ["PodRentInterruptable"]
-    assert responder.operations[0]["variables"]["input"]["bidPerGpu"] == 2.0
+    assert [o["operationName"] for o in responder.operations] == [
+        "GpuTypes",
+        "PodRentInterruptable",
+    ]
+    sent = responder.operations[1]["variables"]["input"]
+    assert (sent["bidPerGpu"], sent["cloudType"]) == (2.0, "COMMUNITY")
+
+
+def test_on_demand_launch_asks_for_the_cloud_of_the_cheapest_offer(kind: str) -> None:
+    responder = D.DocumentedRunPod()
+    responder.catalog[D.H100] = D.gpu_type(
+        D.H100, "H100 SXM", "Nvidia", 80, secure=2.49, community=2.69, spot=1.37,
+        stock="High", country="US",
+    )  # fmt: skip
+    instance = call(kind, responder, "launch_instance", ON_DEMAND)
+    sent = responder.operations[1]["variables"]["input"]
+    assert sent["cloudType"] == "SECURE"  # securePrice is the cheaper one here
+    assert instance.hourly_price == 2.49  # what the pod costs is what the offer said
 
 
 def test_spot_without_any_spot_price_fails_before_the_mutation(kind: str) -> None:
@@ -658,6 +707,7 @@ def test_every_request_carries_values_only_in_variables() -> None:
         "PodRentInterruptable",
         "PodStop",
         "PodResume",
+        "PodBidResume",
         "PodTerminate",
     }
     for where, _, operation in requests:
@@ -687,7 +737,7 @@ def test_user_values_travel_as_variables(kind: str) -> None:
         gpu_type="H100", name=name[:64], image="repo/img:tag", ssh_public_key="ssh-ed25519 AAAA k"
     )
     instance = call(kind, responder, "launch_instance", request)
-    (operation,) = responder.operations
+    _, operation = responder.operations
     assert operation["variables"]["input"]["name"] == name[:64]
     assert instance.name == name[:64]
     for value in (name[:64], "repo/img:tag", "ssh-ed25519 AAAA k", D.H100):
@@ -714,4 +764,5 @@ def test_offers_filter_by_gpu_count(kind: str) -> None:
     responder = D.DocumentedRunPod()
     offers = call(kind, responder, "list_available_gpus", GPUFilters(min_gpu_count=16))
     assert offers == []  # maxGpuCount 8: lowestPrice is null for 16
-    assert responder.operations[0]["variables"] == {"lowestPriceInput": {"gpuCount": 16}}
+    variables = responder.operations[0]["variables"]
+    assert variables["secureInput"]["gpuCount"] == variables["communityInput"]["gpuCount"] == 16

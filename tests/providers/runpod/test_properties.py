@@ -58,8 +58,9 @@ READY = D.pod(D.ID_READY, "sky-train-1", "RUNNING", D.H100, cost=2.99, up=True)
 def _catalog() -> list[dict[str, Any]]:
     entries = []
     for gpu in D.gpu_types():
-        entry = dict(gpu)
-        entry["lowestPrice"] = gpu["lowestPrice"](None, {"gpuCount": 1})
+        entry = {k: v for k, v in gpu.items() if k != "lowestPrice"}
+        for alias, secure in (("secureLowestPrice", True), ("communityLowestPrice", False)):
+            entry[alias] = gpu["lowestPrice"](None, {"gpuCount": 1, "secureCloud": secure})
         entries.append(entry)
     return entries
 
@@ -70,25 +71,35 @@ class Operation:
     args: tuple[Any, ...]
     data: Callable[[], Any]  # the documented ``data`` of the first request
     result: type | tuple[type, ...] | None
+    #: The operation whose answer is varied (the others get the documented answers).
+    fuzzed: str
     submits: bool = False
 
 
 OPERATIONS: dict[str, Operation] = {
-    "get": Operation("get_instance_status", (D.ID_READY,), lambda: {"pod": READY}, InstanceStatus),
+    "get": Operation(
+        "get_instance_status", (D.ID_READY,), lambda: {"pod": READY}, InstanceStatus, "GetPod"
+    ),
     "list": Operation(
-        "list_instances", (), lambda: {"myself": {"id": D.USER_ID, "pods": [READY]}}, list
+        "list_instances",
+        (),
+        lambda: {"myself": {"id": D.USER_ID, "pods": [READY]}},
+        list,
+        "MyPods",
     ),
     "offers": Operation(
         "list_available_gpus",
         (GPUFilters(available_only=False),),
         lambda: {"gpuTypes": _catalog()},
         list,
+        "GpuTypes",
     ),
     "launch": Operation(
         "launch_instance",
         (LaunchRequest(gpu_type="H100", name="prop"),),
         lambda: {"podFindAndDeployOnDemand": READY},
         GPUInstance,
+        "PodFindAndDeployOnDemand",
         submits=True,
     ),
     "spot": Operation(
@@ -96,6 +107,7 @@ OPERATIONS: dict[str, Operation] = {
         (LaunchRequest(gpu_type="H100", name="prop", spot=True, bid_price=2.0),),
         lambda: {"podRentInterruptable": dict(READY, podType="INTERRUPTABLE")},
         GPUInstance,
+        "PodRentInterruptable",
         submits=True,
     ),
     "stop": Operation(
@@ -103,9 +115,10 @@ OPERATIONS: dict[str, Operation] = {
         (D.ID_READY,),
         lambda: {"podStop": {"id": D.ID_READY, "desiredStatus": "EXITED"}},
         InstanceStatus,
+        "PodStop",
     ),
     "terminate": Operation(
-        "terminate_instance", (D.ID_READY,), lambda: {"podTerminate": None}, None
+        "terminate_instance", (D.ID_READY,), lambda: {"podTerminate": None}, None, "PodTerminate"
     ),
 }
 NAMES = sorted(OPERATIONS)
@@ -114,17 +127,22 @@ NAMES = sorted(OPERATIONS)
 def outcome(name: str, body: bytes, status: int = 200) -> Any:
     """The result or ``ProviderError`` of operation ``name`` answered ``status``/``body``.
 
-    Requests after the first (stop's GetPod) get the documented answer.
+    The first request of the operation being varied gets that answer; every other request
+    (a launch's price lookup before it, stop's GetPod after it) gets the documented one.
     """
     operation = OPERATIONS[name]
     served: list[httpx.Request] = []
+    documented = D.DocumentedRunPod()
 
     def answer(request: httpx.Request) -> httpx.Response:
-        served.append(request)
-        if len(served) == 1:
+        fuzzed = json.loads(request.content).get("operationName") == operation.fuzzed
+        if fuzzed and not served:
+            served.append(request)
             return httpx.Response(
                 status, content=body, headers={"content-type": "application/json"}
             )
+        if not served:  # before it: the documented answer, untouched
+            return documented(request)
         return httpx.Response(200, json={"data": {"pod": READY}})
 
     client = isolated(

@@ -1,0 +1,75 @@
+"""Check what a user gets from ``pip install skypilot-sdk`` (no extras).
+
+scripts/test.sh installs the package into a throwaway virtualenv and runs this file with that
+venv's Python, from outside the checkout. It checks that both packages import from the
+installed copy, that the GraphQL stack (the ``runpod`` extra) is absent, that asking for RunPod
+names the extra to install, and the metadata a user sees (version, license).
+
+Usage: <venv>/bin/python scripts/check_plain_install.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from importlib import metadata
+from pathlib import Path
+
+DISTRIBUTION = "skypilot-sdk"
+INSTALL_RUNPOD = "pip install 'skypilot-sdk[runpod]'"
+
+
+def check() -> list[str]:
+    """The problems found (empty when the plain install is right)."""
+    problems: list[str] = []
+
+    import gpu_providers
+    import skypilot_client
+    from gpu_providers import create_async_provider, create_provider
+    from gpu_providers.errors import MissingDependencyError
+    from skypilot_client import SkyPilotClient
+
+    if not callable(SkyPilotClient):
+        problems.append("skypilot_client.SkyPilotClient is not a class")
+    for package in (skypilot_client, gpu_providers):
+        location = Path(package.__file__ or "").resolve()
+        if "site-packages" not in location.parts:  # the checkout would prove nothing
+            problems.append(f"{package.__name__} imported from {location}, not the install")
+        if not (location.parent / "py.typed").is_file():
+            problems.append(f"{package.__name__} is installed without py.typed")
+
+    for module in ("gql", "graphql"):
+        if importlib.util.find_spec(module) is not None:
+            problems.append(f"{module} is installed without the runpod extra")
+
+    for factory in (create_provider, create_async_provider):
+        try:
+            factory("runpod", api_key="x")
+        except MissingDependencyError as exc:
+            if INSTALL_RUNPOD not in str(exc):
+                problems.append(f"{factory.__name__}: the error does not say {INSTALL_RUNPOD}")
+        else:
+            problems.append(f"{factory.__name__}('runpod') worked without gql")
+
+    dist = metadata.distribution(DISTRIBUTION)
+    if dist.version != skypilot_client.__version__:
+        problems.append(f"version {dist.version} != skypilot_client {skypilot_client.__version__}")
+    if dist.metadata["License-Expression"] != "Apache-2.0":
+        problems.append(f"License-Expression is {dist.metadata['License-Expression']!r}")
+    if not any(file.name == "LICENSE" for file in dist.files or ()):
+        problems.append("the LICENSE file is not installed")
+    return problems
+
+
+def main() -> int:
+    """Print each problem; exit 1 if there is any."""
+    problems = check()
+    for problem in problems:
+        print(f"plain install: {problem}", file=sys.stderr)
+    if not problems:
+        print("plain install: ok (no GraphQL stack; runpod names its extra)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Clusters: launch, status, stop/start/terminate, autostop, and what one would cost
+(accelerator offers of the enabled clouds)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._base_client import HttpClientT
+from .._deadline import Deadline
+from .._effects import Call, Flow, Wait
+from .._protocol import RequestOutcome, expect_dict, expect_list, parse_answer
+from .._tasks import cheapest, offers_from_list_accelerators, prepare_launch_task, resource_spec
+from ..errors import ClusterNotFoundError, InvalidInputError
+from .jobs import JobFlows
+
+if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from ..models import (
+        AcceleratorOffer,
+        ClusterList,
+        ClusterStatus,
+        CostEstimate,
+        EstimateCostRequest,
+        LaunchRequest,
+        LaunchResult,
+    )
+
+
+class ClusterFlows(JobFlows[HttpClientT]):
+    """Flows of the cluster operations; a launch with ``detach=False`` also waits for its job
+    (hence built on ``JobFlows``)."""
+
+    def _launch_call(self, request: LaunchRequest) -> Call:
+        task = prepare_launch_task(
+            request.task,
+            envs=request.envs,
+            idle_minutes_to_stop=request.idle_minutes_to_stop,
+            down=request.down,
+        )
+        fields = {
+            "task": task,
+            "cluster_name": request.cluster_name,
+            "retry_until_up": request.retry_until_up,
+            "dryrun": request.dryrun,
+        }
+        return self._submit(
+            "/launch",
+            fields,
+            operation="launch",
+            submits_work=True,
+            credentials=request.credentials,
+            cluster_name=request.cluster_name,
+        )
+
+    def _flow_finish_wait(self, request_id: str, deadline: Deadline) -> Flow[None]:
+        yield Wait(request_id, deadline, "start")
+
+    def _flow_launch_result(
+        self, request: LaunchRequest, request_id: str, deadline: Deadline
+    ) -> Flow[LaunchResult]:
+        """The launch's result; with ``detach=False`` also its job's, all by one deadline."""
+        from ..models import LaunchResult, LogsRequest
+
+        secrets = self._secrets_of(request.credentials)
+        outcome: RequestOutcome = yield Wait(request_id, deadline, "launch", secrets)
+        value = expect_dict(
+            outcome.return_value, operation="launch", where="return_value", request_id=request_id
+        )
+        result = parse_answer(
+            LaunchResult,
+            {
+                "request_id": request_id,
+                "cluster_name": request.cluster_name,
+                "job_id": value.get("job_id"),
+                "dryrun": request.dryrun,
+            },
+            operation="launch",
+            where="return_value",
+            request_id=request_id,
+        )
+        if not request.detach and result.job_id is not None and not request.dryrun:
+            logs = yield from self._flow_logs(
+                LogsRequest(cluster_name=request.cluster_name, job_id=result.job_id), deadline
+            )
+            result = result.model_copy(update={"exit_code": logs.exit_code, "output": logs.output})
+        return result
+
+    def _status_call(self, names: list[str] | None, *, refresh: bool, all_users: bool) -> Call:
+        fields = {
+            "cluster_names": names,
+            "refresh": "AUTO" if refresh else "NONE",
+            "all_users": all_users,
+            "include_credentials": False,  # the server default returns SSH private keys
+            "include_handle": False,
+        }
+        return self._submit("/status", fields, operation="status", submits_work=False)
+
+    def _flow_list_clusters(self, *, refresh: bool, all_users: bool) -> Flow[ClusterList]:
+        from ..models import ClusterList, ClusterStatus
+
+        call = self._status_call(None, refresh=refresh, all_users=all_users)
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
+        clusters = [c for _, c in self._records(outcome, ClusterStatus, "status")]
+        return ClusterList(clusters=clusters)
+
+    def _flow_get_status(self, name: str, *, refresh: bool, all_users: bool) -> Flow[ClusterStatus]:
+        from ..models import ClusterStatus
+
+        call = self._status_call([self._cluster_name(name)], refresh=refresh, all_users=all_users)
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
+        for _, cluster in self._records(outcome, ClusterStatus, "status"):
+            if cluster.name == name:
+                return cluster
+        raise ClusterNotFoundError(
+            f"Cluster {name!r} does not exist.",
+            request_id=outcome.status.request_id,
+            cluster_name=name,
+            error_type="ClusterDoesNotExist",
+        )
+
+    def _flow_cluster_op(
+        self, path: str, operation: str, fields: dict[str, Any], deadline: Deadline
+    ) -> Flow[None]:
+        name = self._cluster_name(fields["cluster_name"])
+        call = self._submit(path, fields, operation=operation, submits_work=True, cluster_name=name)
+        yield from self._submit_and_wait(call, deadline)
+
+    def _start_call(
+        self,
+        name: str,
+        *,
+        idle_minutes_to_stop: int | None,
+        down: bool,
+        retry_until_up: bool,
+        force: bool,
+    ) -> Call:
+        fields: dict[str, Any] = {
+            "cluster_name": self._cluster_name(name),
+            "retry_until_up": retry_until_up,
+            "down": down,
+            "force": force,
+        }
+        if idle_minutes_to_stop is not None:
+            if idle_minutes_to_stop < 0:
+                raise InvalidInputError("idle_minutes_to_stop must be 0 or more")
+            fields["idle_minutes_to_autostop"] = idle_minutes_to_stop
+        return self._submit(
+            "/start", fields, operation="start", submits_work=True, cluster_name=name
+        )
+
+    def _autostop_fields(self, name: str, idle_minutes: int | None, down: bool) -> dict[str, Any]:
+        if idle_minutes is not None and (isinstance(idle_minutes, bool) or idle_minutes < 0):
+            raise InvalidInputError("idle_minutes must be 0 or more (None cancels autostop)")
+        return {
+            "cluster_name": self._cluster_name(name),
+            "idle_minutes": -1 if idle_minutes is None else idle_minutes,
+            "down": down,
+        }
+
+    def _flow_list_accelerators(
+        self,
+        *,
+        name_filter: str | None,
+        clouds: list[str] | None,
+        region_filter: str | None,
+        quantity_filter: int | None,
+        gpus_only: bool,
+        all_regions: bool,
+    ) -> Flow[list[AcceleratorOffer]]:
+        if quantity_filter is not None and quantity_filter < 1:
+            raise InvalidInputError("quantity_filter must be 1 or more")
+        fields = {
+            "gpus_only": gpus_only,
+            "name_filter": name_filter,
+            "region_filter": region_filter,
+            "quantity_filter": quantity_filter,
+            "clouds": clouds,
+            "all_regions": all_regions,
+            "require_price": True,
+            "case_sensitive": False,
+        }
+        call = self._submit(
+            "/list_accelerators", fields, operation="list_accelerators", submits_work=False
+        )
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
+        return offers_from_list_accelerators(
+            outcome.return_value,
+            operation="list_accelerators",
+            request_id=outcome.status.request_id,
+        )
+
+    def _flow_enabled_clouds(self, workspace: str | None) -> Flow[list[str]]:
+        yield from self._require_version("enabled_clouds")
+        params: dict[str, Any] = {"expand": "false"}
+        ws = workspace if workspace is not None else self._workspace
+        if ws is not None:
+            params["workspace"] = ws
+        call = Call("GET", "/enabled_clouds", "enabled_clouds", params=params)
+        reply = yield call
+        outcome: RequestOutcome = yield Wait(
+            self._submitted_id(call, reply), self._status_deadline(), "enabled_clouds"
+        )
+        rid = outcome.status.request_id
+        where = "return_value"
+        clouds = expect_list(
+            outcome.return_value, operation="enabled_clouds", where=where, request_id=rid
+        )
+        return [str(c) for c in clouds]
+
+    def _flow_estimate_cost(self, request: EstimateCostRequest) -> Flow[CostEstimate]:
+        spec = resource_spec(request.task, spot=request.spot)
+        if spec.cloud:
+            clouds = [spec.cloud]
+        else:
+            clouds = yield from self._flow_enabled_clouds(None)
+            if not clouds:
+                raise InvalidInputError(
+                    "estimate_cost: the task names no cloud and the server has none enabled"
+                )
+        offers = yield from self._flow_list_accelerators(
+            name_filter=spec.accelerator,
+            clouds=clouds,
+            region_filter=spec.region,
+            quantity_filter=None,
+            gpus_only=spec.accelerator is not None,
+            all_regions=True,
+        )
+        return cheapest(spec, offers, request.hours)

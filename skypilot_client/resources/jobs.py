@@ -1,0 +1,149 @@
+"""Jobs on a cluster: run a command (``execute``), read a job's log and exit code, its status,
+the cluster's queue."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .. import _constants as C
+from .._base_client import BaseClient, HttpClientT
+from .._deadline import Deadline
+from .._effects import Call, Collect, Collected, Flow, Wait
+from .._protocol import RequestOutcome, clean_output, expect_dict, malformed
+from .._tasks import command_task, prepare_launch_task
+from ..errors import MalformedResponseError
+
+if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from ..models import ExecuteRequest, ExecuteResult, Job, JobLogs, JobState, LogsRequest
+
+
+class JobFlows(BaseClient[HttpClientT]):
+    """Flows of ``execute``, ``get_logs``/``stream_logs``, job status and ``queue``."""
+
+    def _flow_execute(self, request: ExecuteRequest, deadline: Deadline) -> Flow[ExecuteResult]:
+        from ..models import ExecuteResult, LogsRequest
+
+        if request.command is not None:
+            task = command_task(request.command, request.envs)
+        else:
+            assert request.task is not None  # checked by the model
+            task = prepare_launch_task(
+                request.task, envs=request.envs, idle_minutes_to_stop=None, down=False
+            )
+        call = self._submit(
+            "/exec",
+            {"task": task, "cluster_name": request.cluster_name},
+            operation="execute",
+            submits_work=True,
+            credentials=request.credentials,
+            cluster_name=request.cluster_name,
+        )
+        from .._uploads import upload_local_files  # uploads: the local workdir goes first
+
+        call = yield from upload_local_files(
+            self, call, on_progress=request.on_upload_progress, timeout=deadline.remaining()
+        )
+        outcome = yield from self._submit_and_wait(call, deadline)
+        rid = outcome.status.request_id
+        value = expect_dict(
+            outcome.return_value, operation="execute", where="return_value", request_id=rid
+        )
+        job_id = value.get("job_id")
+        if not isinstance(job_id, int) or isinstance(job_id, bool):
+            error = malformed(
+                "execute",
+                "return_value.job_id",
+                f"expected the job id (an integer), got {type(job_id).__name__}",
+                request_id=rid,
+            )
+            self._mark_maybe_submitted(error, call)  # the command may be running
+            raise error
+        logs = yield from self._flow_logs(
+            LogsRequest(cluster_name=request.cluster_name, job_id=job_id), deadline
+        )
+        statuses = yield from self._flow_job_status(request.cluster_name, [job_id], deadline)
+        return ExecuteResult(
+            request_id=outcome.status.request_id,
+            cluster_name=request.cluster_name,
+            job_id=job_id,
+            exit_code=logs.exit_code,
+            output=logs.output,
+            job_status=statuses.get(job_id),
+        )
+
+    def _logs_call(self, request: LogsRequest) -> Call:
+        fields = {
+            "cluster_name": request.cluster_name,
+            "job_id": request.job_id,
+            "follow": request.follow,
+            "tail": request.tail,
+        }
+        call = self._submit(
+            "/logs", fields, operation="logs", submits_work=False, cluster_name=request.cluster_name
+        )
+        return replace(call, read_timeout=C.STREAM_READ_TIMEOUT)
+
+    def _flow_logs(self, request: LogsRequest, deadline: Deadline) -> Flow[JobLogs]:
+        from ..models import JobLogs
+
+        yield from self._require_version("logs")
+        call = replace(self._logs_call(request), deadline=deadline)
+        collected: Collected = yield Collect(call)
+        if not collected.request_id:
+            raise MalformedResponseError(
+                "logs: the server sent no request id for the log stream",
+                field="X-Skypilot-Request-ID",
+            )
+        outcome: RequestOutcome = yield Wait(collected.request_id, deadline, "logs")
+        value = outcome.return_value
+        # Not reported (or not a number) is unknown, never a plausible 0.
+        exit_code = value if isinstance(value, int) and not isinstance(value, bool) else None
+        return JobLogs(
+            request_id=collected.request_id,
+            cluster_name=request.cluster_name,
+            job_id=request.job_id,
+            output=clean_output(collected.lines),
+            exit_code=exit_code,
+        )
+
+    def _flow_job_status(
+        self, cluster_name: str, job_ids: list[int] | None, deadline: Deadline
+    ) -> Flow[dict[int, JobState | None]]:
+        from ..models import JobState
+
+        call = self._submit(
+            "/job_status",
+            {"cluster_name": cluster_name, "job_ids": job_ids},
+            operation="job_status",
+            submits_work=False,
+            cluster_name=cluster_name,
+        )
+        outcome = yield from self._submit_and_wait(call, deadline)
+        rid = outcome.status.request_id
+        where = "return_value"
+        value = expect_dict(outcome.return_value, operation="job_status", where=where)
+        states: dict[int, JobState | None] = {}
+        for key, state in value.items():
+            if not (isinstance(key, str) and key.isdigit()) or not isinstance(state, str | None):
+                problem = "expected {job id: job status}"
+                raise malformed("job_status", f"{where}[{key!r}]", problem, request_id=rid)
+            states[int(key)] = JobState(state) if state else None
+        return states
+
+    def _flow_queue(self, name: str, *, skip_finished: bool, all_users: bool) -> Flow[list[Job]]:
+        from ..models import Job
+
+        call = self._submit(
+            "/queue",
+            {
+                "cluster_name": self._cluster_name(name),
+                "skip_finished": skip_finished,
+                "all_users": all_users,
+            },
+            operation="queue",
+            submits_work=False,
+            cluster_name=name,
+        )
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
+        return [job for _, job in self._records(outcome, Job, "queue")]
