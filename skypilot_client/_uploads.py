@@ -83,8 +83,8 @@ class LocalFiles:
     """The local sources of a task and the task rewritten to name them absolutely.
 
     Attributes:
-        task: The task mapping with local paths made absolute and ``file_mounts_mapping``
-            added (empty mapping: nothing to upload).
+        task: The task mapping with local paths made absolute and, when there is anything
+            to upload, ``file_mounts_mapping`` added.
         paths: Absolute local paths to zip, in the order they appear in the task.
     """
 
@@ -437,7 +437,7 @@ class FileSlice(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 @dataclass(frozen=True)
 class UploadResult:
-    """What an upload did (logged; returned by ``upload_local_files`` via the new call)."""
+    """What an upload did (logged by ``upload_local_files``)."""
 
     blob_id: str | None
     size: int
