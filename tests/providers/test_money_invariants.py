@@ -39,7 +39,7 @@ from gpu_providers.errors import (
 )
 from skypilot_client.retry import MAX_RETRY_AFTER
 from tests.providers.lambda_cloud import documented as D
-from tests.providers.timekeeping import attach
+from tests.providers.timekeeping import FakeClock, attach
 
 KEY = "money-test-key"
 LAUNCH = LaunchRequest(gpu_type="A10", name="money", ssh_key_names=[D.SSH_KEY_NAME])
@@ -72,25 +72,9 @@ class Faulty:
         return self.sent.count(path)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
-def run(mode: str, handler: Any, method: str, *args: Any, clock: Clock | None = None) -> Any:
+def run(mode: str, handler: Any, method: str, *args: Any, clock: FakeClock | None = None) -> Any:
     """Call ``method`` on a fresh Lambda client (sync or async) over ``handler``."""
-    clock = clock or Clock()
+    clock = clock or FakeClock()
     transport = httpx.MockTransport(handler)
     if mode == "sync":
         client: Any = create_provider("lambda", api_key=KEY, transport=transport)
@@ -199,7 +183,7 @@ def test_a_cancelled_launch_names_the_instance_it_may_leave(
         return documented(request)
 
     async def main() -> None:
-        clock = Clock()
+        clock = FakeClock()
         client = create_async_provider(
             "lambda", api_key=KEY, transport=httpx.MockTransport(handler)
         )
@@ -231,7 +215,7 @@ def test_a_launch_cancelled_on_the_wire_is_logged_as_maybe_submitted(
         return documented(request)
 
     async def main() -> None:
-        clock = Clock()
+        clock = FakeClock()
         client = create_async_provider(
             "lambda", api_key=KEY, transport=httpx.MockTransport(handler)
         )
@@ -281,7 +265,7 @@ def test_terminate_is_idempotent_on_lambdas_own_not_found(mode: str) -> None:
 
 @MODES
 def test_a_day_long_retry_after_is_raised_not_slept(mode: str) -> None:
-    clock = Clock()
+    clock = FakeClock()
     handler = D.DocumentedLambda(throttle=1, retry_after="86400")
     with pytest.raises(RateLimitError) as caught:
         run(mode, handler, "list_instances", clock=clock)
@@ -359,7 +343,7 @@ def test_a_cancelled_trial_lets_the_next_call_try() -> None:
                 await asyncio.Event().wait()
             return D.DocumentedLambda()(request)
 
-        clock = Clock()
+        clock = FakeClock()
         client: Any = create_async_provider(
             "lambda", api_key=KEY, transport=httpx.MockTransport(handler)
         )
@@ -381,7 +365,7 @@ def test_a_foreign_exception_in_the_trial_reopens_the_circuit() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise RuntimeError("a bug in a transport")
 
-    clock = Clock()
+    clock = FakeClock()
     client: Any = create_provider("lambda", api_key=KEY, transport=httpx.MockTransport(handler))
     with attach(client, clock, clock.sleep):
         breaker = client._account.breaker

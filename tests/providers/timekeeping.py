@@ -31,6 +31,27 @@ class AttachedClock:
             await result
 
 
+class FakeClock:
+    """Monotonic time that moves only when the client sleeps; every sleep is recorded.
+
+    Call it for the time; ``sleep``/``asleep`` for ``attach``.
+    """
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+
 class NoSleepClock:
     """Real monotonic time, sleeps that return at once (the default in provider tests)."""
 
