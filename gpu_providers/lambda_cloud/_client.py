@@ -201,7 +201,7 @@ class _LambdaCore(ProviderCore):
             kind="launch",
             submits_work=True,
         )
-        instance_id = answer.parsed.data.instance_ids[0]
+        instance_id = M.launched_id(answer.parsed.data.instance_ids)
         yield Created(instance_id=instance_id)
         try:
             fetched: HTTPAnswer = yield Endpoint(
