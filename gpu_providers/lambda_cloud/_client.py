@@ -81,7 +81,11 @@ class _LambdaCore(ProviderCore):
         "asia": "asia-northeast-1",
         "australia": "australia-east-1",
     }
-    notes = ("No spot capacity and no stop/start: instances run (and bill) until terminated.",)
+    notes = (
+        "No spot capacity and no stop/start: instances run (and bill) until terminated.",
+        "startup_script and env travel as cloud-init user_data (at most 1 MB); env is "
+        "appended to /etc/environment, which every user on the instance can read.",
+    )
 
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
         return spec.lambda_cloud

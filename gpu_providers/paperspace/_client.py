@@ -87,7 +87,8 @@ class _PaperspaceCore(ProviderCore):
         "known only after it is created (GPUInstance.hourly_price).",
         "Machines take no tags. ssh_public_key, env and startup_script travel in a startup "
         "script created for the launch (gpu-providers-<machine name>); it stays in the team's "
-        "account after a successful launch (the machine runs it at first boot).",
+        "account after a successful launch (the machine runs it at first boot); env is "
+        "appended to /etc/environment, which every user on the machine can read.",
         "No spot machines: nothing is ever preempted.",
     )
 
