@@ -448,7 +448,11 @@ async def test_cancelled_during_the_read_back_logs_the_instance(
     caplog.set_level(logging.WARNING, logger="gpu_providers")
     client = _async_client(handler, no_sleep)
     task = asyncio.ensure_future(client.launch_instance(launch_request()))
-    await in_flight.wait()
+    # Wait for the request to be in flight, or for the call to end first (a failure, never
+    # a hang: the handler blocks only once the request is out).
+    sent = asyncio.ensure_future(in_flight.wait())
+    await asyncio.wait({task, sent}, return_when=asyncio.FIRST_COMPLETED)
+    assert in_flight.is_set(), f"the call ended before its request went out: {task}"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -362,7 +362,11 @@ async def _cancel_while_creating(caplog: pytest.LogCaptureFixture) -> list[str]:
         AsyncPaperspaceProvider(api_key=KEY, transport=httpx.MockTransport(handler))
     )
     task = asyncio.ensure_future(client.launch_instance(launch(ssh_public_key=PUBLIC_KEY)))
-    await in_flight.wait()
+    # Wait for the request to be in flight, or for the call to end first (a failure, never
+    # a hang: the handler blocks only once the request is out).
+    sent = asyncio.ensure_future(in_flight.wait())
+    await asyncio.wait({task, sent}, return_when=asyncio.FIRST_COMPLETED)
+    assert in_flight.is_set(), f"the call ended before its request went out: {task}"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
