@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import LAMBDA
 from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
+from .._startup import boot_script
 from ..errors import CapacityError, InvalidRequestError, ProviderError, UnsupportedFeatureError
 from ..gpus import GPUSpec
 from ..types import (
@@ -25,6 +26,15 @@ from ..types import (
 from . import _mapping as M
 
 logger = logging.getLogger("gpu_providers")
+#: InstanceLaunchRequest.user_data "cannot exceed 1MB" (Lambda Cloud API 1.8.3); we count
+#: 1 MB as 10**6 bytes of UTF-8 to stay on the safe side of either reading.
+USER_DATA_MAX_BYTES = 1_000_000
+#: The generic region names gpu_providers understands (ProviderCore.translate_region); those
+#: Lambda has no region for are refused instead of being sent as a region code.
+GENERIC_REGIONS = frozenset(
+    {"us-east", "us-west", "us-south", "us-central", "eu-west", "eu-central", "europe", "asia",
+     "australia"}
+)  # fmt: skip
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
@@ -45,6 +55,9 @@ class _LambdaCore(ProviderCore):
             ProviderFeature.CUSTOM_IMAGES,
             ProviderFeature.PRICES_BEFORE_LAUNCH,
             ProviderFeature.CAPACITY_BY_REGION,
+            # cloud-init user_data: the script, and env written to /etc/environment by it
+            ProviderFeature.STARTUP_SCRIPT,
+            ProviderFeature.ENVIRONMENT,
         }
     )
     rate_limit = RateLimitSpec(
@@ -69,13 +82,45 @@ class _LambdaCore(ProviderCore):
         "asia": "asia-northeast-1",
         "australia": "australia-east-1",
     }
-    notes = ("No spot capacity and no stop/start: instances run (and bill) until terminated.",)
+    notes = (
+        "No spot capacity and no stop/start: instances run (and bill) until terminated.",
+        "startup_script and env travel as cloud-init user_data (at most 1 MB); env is "
+        "appended to /etc/environment, which every user on the instance can read.",
+    )
 
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
         return spec.lambda_cloud
 
     def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
         return M.classify(status_code, body, operation)
+
+    def translate_region(self, standard: str) -> str:
+        """A generic region (``us-east``) or a Lambda region code -> the Lambda code that
+        offers (``GPUOffer.region``) and launches use; a generic region Lambda has no
+        region in is refused."""
+        code = super().translate_region(standard)
+        if code.lower() in GENERIC_REGIONS:
+            raise InvalidRequestError(
+                f"Lambda has no region in {code}; generic regions it serves: "
+                f"{', '.join(sorted(self.region_aliases))}",
+                provider=self.name,
+            )
+        return code
+
+    def _user_data(self, request: LaunchRequest) -> str | None:
+        """cloud-init user data for ``startup_script`` and ``env`` (None without either).
+
+        Lambda has no environment field, so ``env`` goes into /etc/environment through the
+        same first-boot script (gpu_providers/_startup.py); a script alone is sent as it is
+        (with ``#!/bin/bash`` added when it has no ``#!`` line).
+        """
+        user_data = boot_script(self.name, script=request.startup_script, env=request.env)
+        if user_data is not None and len(user_data.encode()) > USER_DATA_MAX_BYTES:
+            raise InvalidRequestError(
+                "startup_script and env make a cloud-init user_data larger than Lambda's 1 MB",
+                provider=self.name,
+            )
+        return user_data
 
     # -- flows ----------------------------------------------------------------------------
 
@@ -119,6 +164,8 @@ class _LambdaCore(ProviderCore):
         if request.spot or request.bid_price is not None:
             raise UnsupportedFeatureError("Lambda has no spot instances", provider=self.name)
         M.check_tags(request.labels)
+        self._unsupported(request, min_cuda_version=request.min_cuda_version is not None)
+        user_data = self._user_data(request)
         if request.disk_gb is not None:
             raise UnsupportedFeatureError(
                 "Lambda instance types have a fixed disk; leave disk_gb unset", provider=self.name
@@ -150,6 +197,8 @@ class _LambdaCore(ProviderCore):
             body.tags = [RequestedTagEntry(key=k, value=v) for k, v in request.labels.items()]
         if request.file_systems:
             body.file_system_names = list(request.file_systems)
+        if user_data is not None:
+            body.user_data = user_data
         answer: HTTPAnswer = yield Endpoint(
             module=launch_instance,
             operation="launch",
@@ -157,7 +206,7 @@ class _LambdaCore(ProviderCore):
             kind="launch",
             submits_work=True,
         )
-        instance_id = answer.parsed.data.instance_ids[0]
+        instance_id = M.launched_id(answer.parsed.data.instance_ids)
         yield Created(instance_id=instance_id)
         try:
             fetched: HTTPAnswer = yield Endpoint(

@@ -17,6 +17,7 @@ from ..errors import (
     ProviderError,
     ProviderServerError,
     QuotaExceededError,
+    UnexpectedResponseError,
     error_for_status,
 )
 from ..gpus import GPU_TABLE, GPUSpec
@@ -103,6 +104,22 @@ def classify(status_code: int, body: Any, operation: str) -> ProviderError:
     if cls is None:
         return error_for_status(status_code, text, code=code, provider=PROVIDER, body=body)
     return cls(text, provider=PROVIDER, status_code=status_code, code=code, body=body)
+
+
+def launched_id(instance_ids: Any) -> str:
+    """The id in a launch answer's ``instance_ids`` (we launch one instance): anything but a
+    list holding one non-empty string is off the schema (a string's first letter is no id)."""
+    if (
+        not isinstance(instance_ids, list)
+        or len(instance_ids) != 1
+        or not isinstance(instance_ids[0], str)
+        or not instance_ids[0].strip()
+    ):
+        raise UnexpectedResponseError(
+            "launch: Lambda's answer has no usable instance_ids (one id expected)",
+            provider=PROVIDER,
+        )
+    return instance_ids[0]
 
 
 def gpu_of_type(type_name: str) -> tuple[GPUSpec, int] | None:

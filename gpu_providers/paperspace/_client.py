@@ -3,6 +3,7 @@ _generated, made by ``python -m codegen paperspace`` from specs/paperspace/opena
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import PAPERSPACE
 from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
+from .._startup import boot_script
 from ..errors import (
     CapacityError,
     InvalidRequestError,
@@ -28,8 +30,25 @@ from ..types import (
 )
 from . import _mapping as M
 
+logger = logging.getLogger("gpu_providers")
+
 DEFAULT_DISK_GB = 100  # one of the sizes Paperspace lists; LaunchRequest.disk_gb overrides it
 REGIONS = ("ny2", "ca1", "ams1")
+#: The login user of Paperspace's Linux templates: SkyPilot appends its key to
+#: /home/paperspace/.ssh/authorized_keys in a startup script (sky/provision/paperspace/
+#: utils.py @ 005261080a6b8102f3d95ff2147a855250f40272, set_sky_key_script).
+DEFAULT_USER = "paperspace"
+#: Machine types created with ``enableNvlink: true``: SkyPilot's NVLINK_INSTANCES
+#: (sky/provision/paperspace/constants.py @ a6558be6381fafa2dd2ba8ef12248e8257b24066).
+NVLINK_MACHINE_TYPES = frozenset({"H100x8", "A100-80Gx8"})
+#: Prefix of the startup scripts launches create (one per launch, named after the machine).
+SCRIPT_PREFIX = "gpu-providers-"
+#: The generic region names gpu_providers understands; those Paperspace has no region in
+#: are refused instead of being sent as a region code.
+GENERIC_REGIONS = frozenset(
+    {"us-east", "us-west", "us-south", "us-central", "eu-west", "eu-central", "europe", "asia",
+     "australia"}
+)  # fmt: skip
 
 
 class _PaperspaceCore(ProviderCore):
@@ -46,6 +65,10 @@ class _PaperspaceCore(ProviderCore):
             ProviderFeature.IDLE_DETECTION,
             ProviderFeature.CUSTOM_IMAGES,
             ProviderFeature.CAPACITY_BY_REGION,
+            # one startup script per launch (startupScripts-create + startupScriptId)
+            ProviderFeature.STARTUP_SCRIPT,
+            ProviderFeature.ENVIRONMENT,
+            ProviderFeature.SSH_PUBLIC_KEY,
         }
     )
     rate_limit = RateLimitSpec(
@@ -63,7 +86,11 @@ class _PaperspaceCore(ProviderCore):
     notes = (
         "The API exposes no price list: offers carry no price, and a machine's usage rate is "
         "known only after it is created (GPUInstance.hourly_price).",
-        "Machines take no SSH key or tags at creation; SSH keys come from the team settings.",
+        "Machines take no tags. ssh_public_key, env and startup_script travel in a startup "
+        "script created for the launch (gpu-providers-<machine name>); it stays in the team's "
+        "account after a successful launch (the machine runs it at first boot); env is "
+        "appended to /etc/environment, which every user on the machine can read.",
+        "No spot machines: nothing is ever preempted.",
     )
 
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
@@ -71,6 +98,19 @@ class _PaperspaceCore(ProviderCore):
 
     def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
         return M.classify(status_code, body, operation)
+
+    def translate_region(self, standard: str) -> str:
+        """A generic region (``us-east``) or a Paperspace region code (``ny2``) -> the code
+        launches and ``is_available`` use; a generic region Paperspace has no region in is
+        refused."""
+        code = super().translate_region(standard)
+        if code.lower() in GENERIC_REGIONS:
+            raise InvalidRequestError(
+                f"Paperspace has no region in {code}; generic regions it serves: "
+                f"{', '.join(sorted(self.region_aliases))}",
+                provider=self.name,
+            )
+        return code
 
     # -- flows ----------------------------------------------------------------------------
 
@@ -153,19 +193,30 @@ class _PaperspaceCore(ProviderCore):
 
     def _flow_launch(self, request: LaunchRequest) -> Flow[GPUInstance]:
         from ._generated.api.machine import machines_create
-        from ._generated.models import MachineCreateRequest
+        from ._generated.models import MachineCreateRequest, MachineCreateRequestPublicIpType
 
         if request.spot or request.bid_price is not None:
             raise UnsupportedFeatureError("Paperspace has no spot machines", provider=self.name)
         if request.labels:
             raise UnsupportedFeatureError("Paperspace machines take no labels", provider=self.name)
-        self._unsupported(request, file_systems=bool(request.file_systems))
-        if request.ssh_key_names or request.ssh_public_key:
+        self._unsupported(
+            request,
+            file_systems=bool(request.file_systems),
+            min_cuda_version=request.min_cuda_version is not None,
+        )
+        if request.ssh_key_names:
             raise UnsupportedFeatureError(
-                "Paperspace takes no SSH key at creation (it uses the team's SSH keys)",
+                "Paperspace has no named SSH keys at creation; pass ssh_public_key instead",
                 provider=self.name,
             )
         label = self._label(request.gpu_type, request.gpu_count)
+        script = boot_script(
+            self.name,
+            script=request.startup_script,
+            env=request.env,
+            public_key=request.ssh_public_key,
+            user=DEFAULT_USER,
+        )
         if request.region:
             region = self.translate_region(request.region)
         else:
@@ -183,17 +234,81 @@ class _PaperspaceCore(ProviderCore):
             template_id=template,
             disk_size=request.disk_gb or DEFAULT_DISK_GB,
             region=region,
+            # A public address, so the machine is reachable over SSH (SkyPilot does the same).
+            public_ip_type=MachineCreateRequestPublicIpType.DYNAMIC,
             start_on_create=True,
         )
-        answer: HTTPAnswer = yield Endpoint(
-            module=machines_create,
-            operation="launch",
-            arguments={"body": body},
-            kind="launch",
-            submits_work=True,
-        )
+        if label in NVLINK_MACHINE_TYPES:
+            body.enable_nvlink = True
+        script_id: str | None = None
+        if script is not None:
+            script_id = yield from self._flow_create_script(SCRIPT_PREFIX + body.name, script)
+            body.startup_script_id = script_id
+        try:
+            answer: HTTPAnswer = yield Endpoint(
+                module=machines_create,
+                operation="launch",
+                arguments={"body": body},
+                kind="launch",
+                submits_work=True,
+            )
+        except ProviderError as exc:
+            if script_id is not None:
+                yield from self._flow_discard_script(script_id, exc)
+            raise
+        except GeneratorExit:  # cancelled: no effect can run any more, say what is left
+            if script_id is not None:
+                logger.warning(
+                    "launch cancelled; its startup script %s may be left in the account",
+                    script_id,
+                    extra={"startup_script_id": script_id},
+                )
+            raise
         yield Created(instance_id=answer.parsed.data.id)
         return M.instance_from_api(answer.parsed.data)
+
+    def _flow_create_script(self, name: str, script: str) -> Flow[str]:
+        """A run-once startup script for one launch; its id."""
+        from ._generated.api.startup_scripts import startup_scripts_create
+        from ._generated.models import StartupScriptCreateRequest
+
+        answer: HTTPAnswer = yield Endpoint(
+            module=startup_scripts_create,
+            operation="create_startup_script",
+            arguments={
+                "body": StartupScriptCreateRequest(name=name, script=script, is_run_once=True)
+            },
+        )
+        return str(answer.parsed.id)
+
+    def _flow_discard_script(self, script_id: str, cause: ProviderError) -> Flow[None]:
+        """After a failed machine create: delete its startup script unless the machine may
+        exist anyway (then it may still need the script at first boot). A failure here is
+        logged and never replaces ``cause``."""
+        from ._generated.api.startup_scripts import startup_scripts_delete
+
+        if cause.maybe_submitted:
+            logger.warning(
+                "launch may have created a machine; its startup script %s is kept",
+                script_id,
+                extra={"startup_script_id": script_id},
+            )
+            return
+        try:
+            yield Endpoint(
+                module=startup_scripts_delete,
+                operation="delete_startup_script",
+                arguments={"id": script_id},
+            )
+        except ProviderError as exc:
+            logger.warning(
+                "launch failed (%s); deleting its startup script %s failed too (%s): delete it "
+                "in the Paperspace console",
+                type(cause).__name__,
+                script_id,
+                type(exc).__name__,
+                extra={"startup_script_id": script_id},
+            )
 
     def _flow_terminate(self, instance_id: str) -> Flow[None]:
         from ._generated.api.machine import machines_delete

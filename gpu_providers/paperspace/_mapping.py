@@ -134,13 +134,18 @@ def instance_from_api(machine: Any) -> GPUInstance:
 
 
 def status_from_api(machine: Any) -> InstanceStatus:
-    """An ``InstanceStatus`` from Paperspace's ``Machine`` (ready = state ``ready``)."""
+    """An ``InstanceStatus`` from Paperspace's ``Machine``.
+
+    Ready means usable: state ``ready`` *and* a public IP to reach SSH on (port 22); a
+    ``ready`` machine without an address (``publicIpType`` none, or not attached yet) is not.
+    ``serviceready`` is running but not yet ready.
+    """
     state = str(machine.state).lower()
     return InstanceStatus(
         instance_id=machine.id,
         state=STATES.get(state, InstanceState.UNKNOWN),
         provider_state=machine.state,
-        ready=state == "ready",
+        ready=state == "ready" and bool(machine.public_ip),
         public_ip=machine.public_ip,
         ssh_port=22 if machine.public_ip else None,
     )

@@ -29,6 +29,10 @@ RECORDING_KEY = "SENTINEL-lambda-recording-key-5e2b"
 LAUNCH_NAME = "skypilot-sdk-cassette"
 
 Outcome = dict[str, Any]
+#: Boot-time setup of the user_data scenario: illustrative, nothing secret (a cassette keeps
+#: request bodies, user_data included).
+STARTUP_SCRIPT = "#!/bin/bash\npip install -q vllm\n"
+STARTUP_ENV = {"MODEL_NAME": "llama-3-8b"}
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,20 @@ SCENARIOS: dict[str, Scenario] = {
                 Step("terminate_instance", (Ref(0, "instance_id"),)),
             ),
             live="billed",
+        ),
+        Scenario(
+            "launch_with_startup_script",
+            "launch 1x A10 in us-west with a startup script and env (cloud-init user_data), "
+            "then terminate it",
+            (
+                _launch(
+                    "A10",
+                    region="us-west",
+                    startup_script=STARTUP_SCRIPT,
+                    env=STARTUP_ENV,
+                ),
+                Step("terminate_instance", (Ref(0, "instance_id"),)),
+            ),
         ),
         Scenario(
             "launch_insufficient_capacity",

@@ -9,6 +9,7 @@ that cassette, while replay and parity still run. Re-record with
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -348,9 +349,27 @@ def check_rate_limited(outcomes: list[Outcome], sleeps: list[float]) -> None:
     assert sleeps[0] == 2.0  # Retry-After: 2 honoured (no jittered backoff instead)
 
 
+def check_launch_with_startup_script(outcomes: list[Outcome], sleeps: list[float]) -> None:
+    from .scenarios import STARTUP_SCRIPT
+
+    launched = _ok(outcomes[0])
+    assert (launched["instance_id"], launched["region"]) == (D.ID_LAUNCHED, "us-west-1")
+    assert _ok(outcomes[1]) is None
+    interactions = load_interactions(DIRECTORY / "launch_with_startup_script.yaml")
+    (launch,) = [
+        i["request"]
+        for i in interactions
+        if i["request"]["uri"].endswith("/instance-operations/launch")
+    ]
+    user_data = json.loads(body_text(launch))["user_data"]
+    assert "export MODEL_NAME=llama-3-8b" in user_data
+    assert user_data.startswith("#!/bin/bash\n") and STARTUP_SCRIPT not in user_data  # base64
+
+
 CHECKS: dict[str, Callable[[list[Outcome], list[float]], None]] = {
     "instance_types": check_instance_types,
     "launch": check_launch,
+    "launch_with_startup_script": check_launch_with_startup_script,
     "launch_insufficient_capacity": check_launch_insufficient_capacity,
     "launch_quota_exceeded": check_launch_quota_exceeded,
     "launch_unauthorized": check_launch_unauthorized,

@@ -373,8 +373,17 @@ def test_every_scenario_request_matches_the_vendor_spec() -> None:
         {"image": "1b3c6d2e-7f80-4a1b-9c2d-3e4f5a6b7c8d"},
         {"labels": {"team": "ml", "cost-center:gpu": "42"}},
         {"name": "n" * 64, "region": "us-west"},
+        {"startup_script": "echo hi\n"},
+        {"startup_script": "#!/bin/sh\necho hi\n", "env": {"MODEL": "llama"}},
     ],
-    ids=["image-family", "image-id", "labels", "long-name-and-region-alias"],
+    ids=[
+        "image-family",
+        "image-id",
+        "labels",
+        "long-name-and-region-alias",
+        "user-data-script",
+        "user-data-script-and-env",
+    ],
 )
 def test_launch_options_match_the_vendor_schema(request_fields: dict[str, Any]) -> None:
     vendor_spec()

@@ -51,6 +51,8 @@ ID_TRAIN = "pstrn0e5"
 ID_MISSING = "psnone00"
 #: Ids handed out by create, in order.
 NEW_IDS = ("psnew0f6", "psnew0g7", "psnew0h8")
+#: Ids handed out by startupScripts-create, in order.
+NEW_SCRIPT_IDS = ("scr0a1b2", "scr0c3d4", "scr0e5f6")
 
 #: Hourly usage rates (USD). FACTS.md: cloudypad's hand-made tables (2024); H100 is ours.
 USAGE_RATES: dict[str, float] = {
@@ -267,6 +269,9 @@ class DocumentedPaperspace:
         self._inject = {key: list(values) for key, values in (inject or {}).items()}
         self._new_ids = list(NEW_IDS)
         self._events = 0
+        #: Startup scripts by id (the request bodies as sent, ``script`` included).
+        self.startup_scripts: dict[str, dict[str, Any]] = {}
+        self._new_script_ids = list(NEW_SCRIPT_IDS)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -305,6 +310,8 @@ class DocumentedPaperspace:
             ("PATCH", "/machines/{id}/stop"): self._stop,
             ("GET", "/machine-availability"): self._availability,
             ("GET", "/os-templates"): self._templates,
+            ("POST", "/startup-scripts"): self._create_script,
+            ("DELETE", "/startup-scripts/{id}"): self._delete_script,
         }.get((method, route))
         if handler is None:
             return self._error(404, f"Cannot {method} {path}", "NOT_FOUND")
@@ -312,6 +319,8 @@ class DocumentedPaperspace:
 
     @staticmethod
     def _route(parts: list[str]) -> tuple[str, str | None]:
+        if parts[0] == "startup-scripts" and len(parts) == 2:
+            return "/startup-scripts/{id}", parts[1]
         if parts[0] == "machines" and len(parts) == 2:
             return "/machines/{id}", parts[1]
         if parts[0] == "machines" and len(parts) == 3:
@@ -380,9 +389,14 @@ class DocumentedPaperspace:
                 f"{region} right now. Please try another region or machine type.",
                 "BAD_REQUEST",
             )
+        script_id = body.get("startupScriptId")
+        if script_id is not None and script_id not in self.startup_scripts:
+            return self._error(400, f"Startup script {script_id} not found", "BAD_REQUEST")
         machine_id = self._new_ids.pop(0)
         created = machine(machine_id, body["name"], "provisioning", machine_type, region)
         self.machines[machine_id] = created
+        if script_id is not None:
+            self.startup_scripts[script_id]["assignedMachineIds"].append(machine_id)
         return self._json({"event": self._next_event("create", machine_id), "data": created})
 
     def _get(self, _: httpx.Request, machine_id: str | None) -> httpx.Response:
@@ -413,3 +427,39 @@ class DocumentedPaperspace:
         if request.content:
             return self._error(400, "stop takes no request body", "BAD_REQUEST")
         return self._power(machine_id, "stop", "stopping")
+
+    # -- startup scripts (startupScripts-create / -delete) -----------------------------------
+
+    def _script_view(self, script_id: str) -> dict[str, Any]:
+        """The documented ``StartupScript`` answer (it does not echo the script's text)."""
+        stored = self.startup_scripts[script_id]
+        return {
+            "id": script_id,
+            "name": stored["name"],
+            "description": None,
+            "isEnabled": True,
+            "isRunOnce": stored["isRunOnce"],
+            "assignedMachineIds": list(stored["assignedMachineIds"]),
+            "dtCreated": T1,
+            "dtDeleted": None,
+        }
+
+    def _create_script(self, request: httpx.Request, _: str | None) -> httpx.Response:
+        body = json.loads(request.content)
+        if not body.get("name") or not isinstance(body.get("script"), str):
+            return self._error(400, "name and script are required", "BAD_REQUEST")
+        script_id = self._new_script_ids.pop(0)
+        self.startup_scripts[script_id] = {
+            "name": body["name"],
+            "script": body["script"],
+            "isRunOnce": bool(body.get("isRunOnce", False)),
+            "assignedMachineIds": [],
+        }
+        return self._json(self._script_view(script_id))
+
+    def _delete_script(self, _: httpx.Request, script_id: str | None) -> httpx.Response:
+        if script_id not in self.startup_scripts:
+            return self._error(404, f"Startup script {script_id} not found", "NOT_FOUND")
+        view = self._script_view(script_id)
+        del self.startup_scripts[script_id]
+        return self._json(view)

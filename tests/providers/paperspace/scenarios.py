@@ -25,6 +25,8 @@ RECORDING_KEY = "SENTINEL-paperspace-recording-key-8c1f"
 LAUNCH_NAME = "skypilot-sdk-cassette"
 #: An id that exists nowhere (valid shape).
 MISSING_ID = D.ID_MISSING
+#: A public key only ever used as test data.
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILasVMYHcO3cCm1TE6DL/Fz2RVcWi9CRoP6oUYk1UMvU sdk"
 
 Steps = Generator[Call, Any, None]
 
@@ -97,6 +99,41 @@ def _launch_no_capacity_anywhere() -> Steps:
 def _launch_capacity_400() -> Steps:
     request = LaunchRequest(
         gpu_type="H100", gpu_count=8, name=LAUNCH_NAME, region="ny2", image="tvimtol9"
+    )
+    yield Call("launch_instance", (request,))
+
+
+#: Boot-time setup of the startup-script scenarios: illustrative values, nothing secret (a
+#: cassette keeps request bodies, and the startup script is one).
+STARTUP_SCRIPT = "#!/bin/bash\npip install -q vllm\n"
+STARTUP_ENV = {"MODEL_NAME": "llama-3-8b", "GREETING": "it's a test"}
+
+
+def _launch_with_startup_script() -> Steps:
+    request = LaunchRequest(
+        gpu_type="A6000",
+        name=LAUNCH_NAME,
+        region="us-west",
+        image="tkni3aa4",
+        startup_script=STARTUP_SCRIPT,
+        env=STARTUP_ENV,
+        ssh_public_key=PUBLIC_KEY,
+    )
+    launched = yield Call("launch_instance", (request,))
+    if isinstance(launched, Failed):
+        return
+    yield Call("get_instance_status", (launched.instance_id,))
+    yield Call("terminate_instance", (launched.instance_id,))
+
+
+def _launch_startup_script_refused() -> Steps:
+    request = LaunchRequest(
+        gpu_type="H100",
+        gpu_count=8,
+        name=LAUNCH_NAME,
+        region="ny2",
+        image="tvimtol9",
+        ssh_public_key=PUBLIC_KEY,
     )
     yield Call("launch_instance", (request,))
 
@@ -193,6 +230,18 @@ SCENARIOS: dict[str, Scenario] = {
             "launch_capacity_400",
             "create answered 400 with a capacity message",
             _launch_capacity_400,
+        ),
+        Scenario(
+            "launch_with_startup_script",
+            "launch in us-west (ca1) with a startup script, env and an SSH key: "
+            "startupScripts-create, create with startupScriptId, get, delete",
+            _launch_with_startup_script,
+        ),
+        Scenario(
+            "launch_startup_script_refused",
+            "8x H100 (NVLink) with an SSH key: script created, create refused (capacity 400), "
+            "script deleted",
+            _launch_startup_script_refused,
         ),
         Scenario(
             "stop_start",

@@ -221,6 +221,7 @@ def _expect_launch_pick_region(outcomes: list[Outcome], sleeps: list[float]) -> 
         "templateId": "tvimtol9",  # ML-in-a-Box ranks first among templates offering A6000
         "diskSize": 100,
         "region": "ca1",
+        "publicIpType": "dynamic",  # reachable over SSH (SkyPilot does the same)
         "startOnCreate": True,
         "emailPassword": True,  # the spec's default, written out by the generated model
     }
@@ -235,6 +236,7 @@ def _expect_launch_in_region(outcomes: list[Outcome], sleeps: list[float]) -> No
         "templateId": "tvimtol9",
         "diskSize": 250,
         "region": "ny2",
+        "publicIpType": "dynamic",  # reachable over SSH (SkyPilot does the same)
         "startOnCreate": True,
         "emailPassword": True,  # the spec's default, written out by the generated model
     }
@@ -311,6 +313,42 @@ def _expect_bad_gateway(outcomes: list[Outcome], sleeps: list[float]) -> None:
     assert len(_requests("bad_gateway", "POST", "/machines")) == 1
 
 
+def _expect_launch_with_startup_script(outcomes: list[Outcome], sleeps: list[float]) -> None:
+    from .scenarios import PUBLIC_KEY, STARTUP_ENV, STARTUP_SCRIPT
+
+    launched, status, terminated = outcomes
+    assert (launched["result"]["instance_id"], launched["result"]["region"]) == (
+        D.NEW_IDS[0],
+        "ca1",
+    )
+    assert status["result"]["ready"] is False  # provisioning, no public IP yet
+    assert terminated["result"] is None
+    (script_request,) = _requests("launch_with_startup_script", "POST", "/startup-scripts")
+    sent = json.loads(body_text(script_request))
+    assert (sent["name"], sent["isRunOnce"]) == (f"gpu-providers-{LAUNCH_NAME}", True)
+    script = sent["script"]
+    assert script.startswith("#!/bin/bash\n")
+    assert "export MODEL_NAME=llama-3-8b" in script
+    assert "export GREETING='it'\"'\"'s a test'" in script  # shell-quoted
+    assert f"'{PUBLIC_KEY}' >> /home/paperspace/.ssh/authorized_keys" in script
+    assert STARTUP_ENV and STARTUP_SCRIPT not in script  # the script travels base64-encoded
+    (create,) = _requests("launch_with_startup_script", "POST", "/machines")
+    body = json.loads(body_text(create))
+    assert (body["startupScriptId"], body["publicIpType"]) == ("scr0a1b2", "dynamic")
+    assert "enableNvlink" not in body  # A6000: no NVLink
+    assert _requests("launch_with_startup_script", "DELETE", "/startup-scripts/scr0a1b2") == []
+
+
+def _expect_launch_startup_script_refused(outcomes: list[Outcome], sleeps: list[float]) -> None:
+    (launch,) = outcomes
+    assert (launch["error"], launch["maybe_submitted"]) == ("CapacityError", False)
+    (create,) = _requests("launch_startup_script_refused", "POST", "/machines")
+    body = json.loads(body_text(create))
+    assert (body["machineType"], body["enableNvlink"]) == ("H100x8", True)
+    deleted = _requests("launch_startup_script_refused", "DELETE", "/startup-scripts/scr0a1b2")
+    assert len(deleted) == 1  # the refused launch's script is not left behind
+
+
 def _expect_live_lifecycle(outcomes: list[Outcome], sleeps: list[float]) -> None:
     (launched,) = results(outcomes, "launch_instance")
     assert (launched["gpu_type"], launched["region"]) == ("A4000", "ny2")
@@ -326,6 +364,8 @@ EXPECTATIONS: dict[str, Callable[[list[Outcome], list[float]], None]] = {
     "launch_in_region": _expect_launch_in_region,
     "launch_no_capacity_anywhere": _expect_no_capacity_anywhere,
     "launch_capacity_400": _expect_capacity_400,
+    "launch_with_startup_script": _expect_launch_with_startup_script,
+    "launch_startup_script_refused": _expect_launch_startup_script_refused,
     "stop_start": _expect_stop_start,
     "missing_machine": _expect_missing_machine,
     "terminate_twice": _expect_terminate_twice,

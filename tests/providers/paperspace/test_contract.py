@@ -79,6 +79,8 @@ CLIENT_OPERATIONS = {
     "machines-stop",
     "machineAvailability-list",
     "osTemplates-list",
+    "startupScripts-create",
+    "startupScripts-delete",
 }
 
 

@@ -250,7 +250,12 @@ def test_bad_launch_requests_cannot_be_built(fields: dict[str, Any]) -> None:
         ({"gpu_type": "A6000", "spot": True}, UnsupportedFeatureError),
         ({"gpu_type": "A6000", "spot": True, "bid_price": 0.5}, UnsupportedFeatureError),
         ({"gpu_type": "A6000", "ssh_key_names": ["laptop"]}, UnsupportedFeatureError),
-        ({"gpu_type": "A6000", "ssh_public_key": "ssh-ed25519 AAAA k"}, UnsupportedFeatureError),
+        ({"gpu_type": "A6000", "ssh_public_key": "not a public key"}, InvalidRequestError),
+        ({"gpu_type": "A6000", "ssh_public_key": "ssh-ed25519 AAAA k\nx"}, InvalidRequestError),
+        ({"gpu_type": "A6000", "env": {"A": "two\nlines"}}, InvalidRequestError),
+        ({"gpu_type": "A6000", "startup_script": "#cloud-config\n{}"}, InvalidRequestError),
+        ({"gpu_type": "A6000", "min_cuda_version": "12.4"}, UnsupportedFeatureError),
+        ({"gpu_type": "A6000", "region": "eu-central"}, InvalidRequestError),
         ({"gpu_type": "A6000", "region": "  "}, InvalidRequestError),
     ],
 )

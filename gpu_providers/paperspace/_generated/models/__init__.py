@@ -62,6 +62,8 @@ from .os_template_list import OsTemplateList
 from .os_template_machine_type import OsTemplateMachineType
 from .os_templates_list_order import OsTemplatesListOrder
 from .os_templates_list_order_by import OsTemplatesListOrderBy
+from .startup_script import StartupScript
+from .startup_script_create_request import StartupScriptCreateRequest
 
 __all__ = (
     "Error",
@@ -119,4 +121,6 @@ __all__ = (
     "OsTemplateMachineType",
     "OsTemplatesListOrder",
     "OsTemplatesListOrderBy",
+    "StartupScript",
+    "StartupScriptCreateRequest",
 )
