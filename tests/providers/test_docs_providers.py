@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from pytest_httpx import HTTPXMock
 
+from gpu_providers import _core
 from tests.providers.lambda_cloud import documented as lambda_docs
 from tests.providers.runpod import documented as runpod_docs
+from tests.providers.timekeeping import AttachedClock, FakeClock
 from tests.test_docs import REPO_ROOT, extract_python_blocks
 
 DOC = REPO_ROOT / "docs" / "providers.md"
@@ -29,6 +31,8 @@ def test_providers_guide_examples_run(
     for name in KEY_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no vendor config file of the developer's
+    clock = FakeClock()  # waits in the examples pass in fake time, at once
+    monkeypatch.setattr(_core, "SYSTEM_CLOCK", AttachedClock(clock, clock.sleep))
     account = lambda_docs.DocumentedLambda()
     account.ssh_keys.append({"id": "1" * 32, "name": "my-laptop", "public_key": "ssh-ed25519 A"})
     runpod = runpod_docs.DocumentedRunPod()
@@ -55,7 +59,11 @@ def test_providers_guide_examples_run(
     assert "lambda 404 global/object-does-not-exist" in out
     assert "rejected:" in out
     launched = [r for r in account.requests if r.url.path.endswith("/instance-operations/launch")]
-    assert len(launched) == 2  # the lifecycle's launch and the money-safety one
+    # The lifecycle's launch, the money-safety one and the one with a startup script.
+    assert len(launched) == 3
     assert all(b"my-laptop" in request.content for request in launched)
+    assert sum(b"user_data" in request.content for request in launched) == 1
+    # The documented instance keeps booting: the 15-minute wait ran on the fake clock.
+    assert "not ready after 15 minutes: pending" in out
     for closing in ("lam", "runpod"):
         namespace[closing].close()
