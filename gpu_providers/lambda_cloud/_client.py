@@ -23,7 +23,7 @@ from ..types import (
     LaunchRequest,
     ProviderFeature,
 )
-from . import _mapping as M
+from . import _mapping as mapping
 
 logger = logging.getLogger("gpu_providers")
 #: InstanceLaunchRequest.user_data "cannot exceed 1MB" (Lambda Cloud API 1.8.3); we count
@@ -92,7 +92,7 @@ class _LambdaCore(ProviderCore):
         return spec.lambda_cloud
 
     def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
-        return M.classify(status_code, body, operation)
+        return mapping.classify(status_code, body, operation)
 
     def translate_region(self, standard: str) -> str:
         """A generic region (``us-east``) or a Lambda region code -> the Lambda code that
@@ -130,7 +130,7 @@ class _LambdaCore(ProviderCore):
         answer: HTTPAnswer = yield Endpoint(
             module=list_instance_types, operation="list_instance_types"
         )
-        return M.offers_from_types(answer.parsed.data.additional_properties.values())
+        return mapping.offers_from_types(answer.parsed.data.additional_properties.values())
 
     def _choose_offer(self, request: LaunchRequest, offers: list[GPUOffer]) -> GPUOffer:
         region = self.translate_region(request.region) if request.region else None
@@ -163,7 +163,7 @@ class _LambdaCore(ProviderCore):
         self.translate_gpu_type(request.gpu_type)  # a GPU Lambda never offers: fail now
         if request.spot or request.bid_price is not None:
             raise UnsupportedFeatureError("Lambda has no spot instances", provider=self.name)
-        M.check_tags(request.labels)
+        mapping.check_tags(request.labels)
         self._unsupported(request, min_cuda_version=request.min_cuda_version is not None)
         user_data = self._user_data(request)
         if request.disk_gb is not None:
@@ -206,7 +206,7 @@ class _LambdaCore(ProviderCore):
             kind="launch",
             submits_work=True,
         )
-        instance_id = M.launched_id(answer.parsed.data.instance_ids)
+        instance_id = mapping.launched_id(answer.parsed.data.instance_ids)
         yield Created(instance_id=instance_id)
         try:
             fetched: HTTPAnswer = yield Endpoint(
@@ -227,7 +227,7 @@ class _LambdaCore(ProviderCore):
                 hourly_price=offer.hourly_price,
                 labels=dict(request.labels),
             )
-        return M.instance_from_api(fetched.parsed.data)
+        return mapping.instance_from_api(fetched.parsed.data)
 
     def _flow_terminate(self, instance_id: str) -> Flow[None]:
         from ._generated.api.instances import terminate_instance
@@ -242,13 +242,13 @@ class _LambdaCore(ProviderCore):
         answer: HTTPAnswer = yield Endpoint(
             module=get_instance, operation="get_instance", arguments={"id": instance_id}
         )
-        return M.status_from_api(answer.parsed.data)
+        return mapping.status_from_api(answer.parsed.data)
 
     def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
         from ._generated.api.instances import list_instances
 
         answer: HTTPAnswer = yield Endpoint(module=list_instances, operation="list_instances")
-        instances = [M.instance_from_api(i) for i in answer.parsed.data]
+        instances = [mapping.instance_from_api(i) for i in answer.parsed.data]
         if name_prefix:
             instances = [i for i in instances if (i.name or "").startswith(name_prefix)]
         return instances
@@ -263,15 +263,18 @@ class _LambdaCore(ProviderCore):
             module=restart_instance, operation="restart", arguments={"body": body}
         )
         restarted = answer.parsed.data.restarted_instances
-        return M.instance_from_api(restarted[0])
+        return mapping.instance_from_api(restarted[0])
 
-    def _flow_list_ssh_keys(self) -> Flow[list[M.SSHKey]]:
+    def _flow_list_ssh_keys(self) -> Flow[list[mapping.SSHKey]]:
         from ._generated.api.ssh_keys import list_ssh_keys
 
         answer: HTTPAnswer = yield Endpoint(module=list_ssh_keys, operation="list_ssh_keys")
-        return [M.SSHKey(id=k.id, name=k.name, public_key=k.public_key) for k in answer.parsed.data]
+        return [
+            mapping.SSHKey(id=k.id, name=k.name, public_key=k.public_key)
+            for k in answer.parsed.data
+        ]
 
-    def _flow_add_ssh_key(self, name: str, public_key: str) -> Flow[M.SSHKey]:
+    def _flow_add_ssh_key(self, name: str, public_key: str) -> Flow[mapping.SSHKey]:
         from ._generated.api.ssh_keys import add_ssh_key
         from ._generated.models import AddSSHKeyRequest
 
@@ -282,7 +285,7 @@ class _LambdaCore(ProviderCore):
             module=add_ssh_key, operation="add_ssh_key", arguments={"body": body}
         )
         key = answer.parsed.data
-        return M.SSHKey(id=key.id, name=key.name, public_key=key.public_key)
+        return mapping.SSHKey(id=key.id, name=key.name, public_key=key.public_key)
 
     def _flow_delete_ssh_key(self, key_id: str) -> Flow[None]:
         from ._generated.api.ssh_keys import delete_ssh_key
@@ -298,11 +301,11 @@ class LambdaProvider(_LambdaCore, OpenAPIProvider):
         """Restart an instance (Lambda has no stop/start)."""
         return self._run(self._flow_restart(instance_id))
 
-    def list_ssh_keys(self) -> list[M.SSHKey]:
+    def list_ssh_keys(self) -> list[mapping.SSHKey]:
         """SSH keys registered with the account."""
         return self._run(self._flow_list_ssh_keys())
 
-    def add_ssh_key(self, name: str, public_key: str) -> M.SSHKey:
+    def add_ssh_key(self, name: str, public_key: str) -> mapping.SSHKey:
         """Register a public key under ``name``."""
         return self._run(self._flow_add_ssh_key(name, public_key))
 
@@ -318,11 +321,11 @@ class AsyncLambdaProvider(_LambdaCore, AsyncOpenAPIProvider):
         """Restart an instance (Lambda has no stop/start)."""
         return await self._run(self._flow_restart(instance_id))
 
-    async def list_ssh_keys(self) -> list[M.SSHKey]:
+    async def list_ssh_keys(self) -> list[mapping.SSHKey]:
         """SSH keys registered with the account."""
         return await self._run(self._flow_list_ssh_keys())
 
-    async def add_ssh_key(self, name: str, public_key: str) -> M.SSHKey:
+    async def add_ssh_key(self, name: str, public_key: str) -> mapping.SSHKey:
         """Register a public key under ``name``."""
         return await self._run(self._flow_add_ssh_key(name, public_key))
 

@@ -28,7 +28,7 @@ from ..types import (
     LaunchRequest,
     ProviderFeature,
 )
-from . import _mapping as M
+from . import _mapping as mapping
 
 logger = logging.getLogger("gpu_providers")
 
@@ -97,7 +97,7 @@ class _PaperspaceCore(ProviderCore):
         return spec.paperspace
 
     def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
-        return M.classify(status_code, body, operation)
+        return mapping.classify(status_code, body, operation)
 
     def translate_region(self, standard: str) -> str:
         """A generic region (``us-east``) or a Paperspace region code (``ny2``) -> the code
@@ -144,7 +144,7 @@ class _PaperspaceCore(ProviderCore):
 
     def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
         templates = yield from self._flow_templates()
-        return M.offers_from_templates(templates)
+        return mapping.offers_from_templates(templates)
 
     def _flow_available_in(self, label: str, region: str) -> Flow[bool]:
         from ._generated.api.machine_availability import machine_availability_list
@@ -163,7 +163,7 @@ class _PaperspaceCore(ProviderCore):
             spec = gpu_spec(gpu_type)
         except ValueError as exc:
             raise InvalidRequestError(str(exc), provider=self.name) from None
-        label = M.machine_type(spec, gpu_count)
+        label = mapping.machine_type(spec, gpu_count)
         if label is None:
             raise InvalidRequestError(f"Paperspace does not offer {gpu_type}", provider=self.name)
         return label
@@ -265,7 +265,7 @@ class _PaperspaceCore(ProviderCore):
                 )
             raise
         yield Created(instance_id=answer.parsed.data.id)
-        return M.instance_from_api(answer.parsed.data)
+        return mapping.instance_from_api(answer.parsed.data)
 
     def _flow_create_script(self, name: str, script: str) -> Flow[str]:
         """A run-once startup script for one launch; its id."""
@@ -325,13 +325,13 @@ class _PaperspaceCore(ProviderCore):
 
     def _flow_status(self, instance_id: str) -> Flow[InstanceStatus]:
         machine = yield from self._flow_get(instance_id)
-        return M.status_from_api(machine)
+        return mapping.status_from_api(machine)
 
     def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
         from ._generated.api.machine import machines_list
 
         machines = yield from self._flow_pages(machines_list, "list_machines")
-        instances = [M.instance_from_api(m) for m in machines]
+        instances = [mapping.instance_from_api(m) for m in machines]
         if name_prefix:
             instances = [i for i in instances if (i.name or "").startswith(name_prefix)]
         return instances
@@ -344,7 +344,7 @@ class _PaperspaceCore(ProviderCore):
         answer: HTTPAnswer = yield Endpoint(
             module=module, operation=operation, arguments={"id": instance_id}
         )
-        return M.instance_from_api(answer.parsed.data)
+        return mapping.instance_from_api(answer.parsed.data)
 
 
 class PaperspaceProvider(_PaperspaceCore, OpenAPIProvider):

@@ -29,7 +29,7 @@ from ..types import (
     LaunchRequest,
     ProviderFeature,
 )
-from . import _mapping as M
+from . import _mapping as mapping
 
 # Used when a LaunchRequest names no image (RunPod requires one).
 DEFAULT_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
@@ -117,10 +117,10 @@ class _RunPodCore(ProviderCore):
         return spec.runpod[0] if spec.runpod else None
 
     def _error_from_graphql(self, errors: list[Any], operation: str) -> ProviderError:
-        return M.classify_graphql(errors, operation)
+        return mapping.classify_graphql(errors, operation)
 
     def _error_from_body(self, status_code: int, body: Any, operation: str) -> ProviderError:
-        return M.classify_status(status_code, body, operation)
+        return mapping.classify_status(status_code, body, operation)
 
     def translate_region(self, standard: str) -> str:
         """A generic region (``us-east``), a RunPod data center id (``EU-RO-1``) or a country
@@ -128,7 +128,7 @@ class _RunPodCore(ProviderCore):
         key = standard.strip()
         if not key:
             raise InvalidRequestError("region must not be empty", provider=self.name)
-        code = self.region_aliases.get(key.lower()) or M.region_code(key)
+        code = self.region_aliases.get(key.lower()) or mapping.region_code(key)
         if code is None:
             raise InvalidRequestError(
                 f"{standard!r} is not a RunPod region: use a data center id (EU-RO-1, "
@@ -156,7 +156,7 @@ class _RunPodCore(ProviderCore):
                 "secureCloud": secure,
                 "supportPublicIp": True,
                 "minCudaVersion": min_cuda_version,
-                **M.placement(region),
+                **mapping.placement(region),
             }
             return GpuLowestPriceInput.model_validate(fields)
 
@@ -166,7 +166,7 @@ class _RunPodCore(ProviderCore):
         result = yield GraphQLCall(
             method="gpu_types", operation="list_gpu_types", variables=variables
         )
-        return M.priced_offers(result.gpu_types or [], gpu_count, region)
+        return mapping.priced_offers(result.gpu_types or [], gpu_count, region)
 
     def _flow_available(self, filters: GPUFilters | None) -> Flow[list[GPUOffer]]:
         # Offers carry region codes (data center id or country code): filter by those.
@@ -207,16 +207,16 @@ class _RunPodCore(ProviderCore):
         region = self.translate_region(request.region) if request.region else None
         cuda = request.min_cuda_version or DEFAULT_MIN_CUDA_VERSION
         try:
-            env = M.pod_env(request)
+            env = mapping.pod_env(request)
             docker_args = (
-                M.start_command(request.startup_script) if request.startup_script else None
+                mapping.start_command(request.startup_script) if request.startup_script else None
             )
         except ValueError as exc:  # our own message: never the script or a value
             raise InvalidRequestError(str(exc), provider=self.name) from None
         # Price the launch first: its cloud (and, for spot without a bid, its bid) is the
         # cloud of the cheapest available offer of this kind; with none, RunPod picks (ALL).
         priced = yield from self._flow_priced(request.gpu_count, region, cuda, gpu_id)
-        best = M.cheapest(priced, gpu_id, request.spot)
+        best = mapping.cheapest(priced, gpu_id, request.spot)
         fields: dict[str, Any] = {
             "cloudType": CloudTypeEnum(best[0]) if best else CloudTypeEnum.ALL,
             "gpuTypeId": gpu_id,
@@ -228,7 +228,7 @@ class _RunPodCore(ProviderCore):
             "startSsh": True,
             "supportPublicIp": True,
             "minCudaVersion": cuda,
-            **M.placement(region),
+            **mapping.placement(region),
         }
         if env:
             fields["env"] = [EnvironmentVariableInput(key=k, value=v) for k, v in env]
@@ -268,7 +268,7 @@ class _RunPodCore(ProviderCore):
                 provider=self.name,
             )
         yield Created(instance_id=pod.id)
-        return M.instance_from_api(pod)
+        return mapping.instance_from_api(pod)
 
     def _flow_pod(self, instance_id: str) -> Flow[Any]:
         from ._generated.input_types import PodFilter
@@ -282,13 +282,13 @@ class _RunPodCore(ProviderCore):
 
     def _flow_status(self, instance_id: str) -> Flow[InstanceStatus]:
         pod = yield from self._flow_pod(instance_id)
-        return M.status_from_api(pod)
+        return mapping.status_from_api(pod)
 
     def _flow_list(self, name_prefix: str | None) -> Flow[list[GPUInstance]]:
         result = yield GraphQLCall(method="my_pods", operation="list_pods")
         if result.myself is None:
             raise UnexpectedResponseError("myself is null", provider=self.name)
-        pods = [M.instance_from_api(p) for p in result.myself.pods or [] if p is not None]
+        pods = [mapping.instance_from_api(p) for p in result.myself.pods or [] if p is not None]
         if name_prefix:
             pods = [p for p in pods if (p.name or "").startswith(name_prefix)]
         return pods
@@ -320,7 +320,7 @@ class _RunPodCore(ProviderCore):
         check_id(self.name, instance_id)
         pod = yield from self._flow_pod(instance_id)
         count = pod.gpu_count or 1
-        if M.is_interruptible(pod):
+        if mapping.is_interruptible(pod):
             # Spot pods resume with a bid (podBidResume): the Pod type reports no bid of its
             # own, so the current minimum bid of its GPU type and cloud.
             bid = yield from self._flow_resume_bid(pod, count)
@@ -343,7 +343,9 @@ class _RunPodCore(ProviderCore):
         priced = yield from self._flow_priced(gpu_count, None, DEFAULT_MIN_CUDA_VERSION, gpu_id)
         secure = pod.machine.secure_cloud
         clouds = (
-            {M.SECURE, M.COMMUNITY} if secure is None else {M.SECURE if secure else M.COMMUNITY}
+            {mapping.SECURE, mapping.COMMUNITY}
+            if secure is None
+            else {mapping.SECURE if secure else mapping.COMMUNITY}
         )
         bids = [
             o.price_per_gpu
