@@ -116,6 +116,8 @@ class FakeManagedJobsServer:
         self.records: dict[str, dict[str, Any]] = {}
         #: What the next launch returns as ``job_id`` (``encode_launch``).
         self.launch_job_id: Any = 3
+        #: Make the next launches fail with this server error (``type``, ``message``).
+        self.launch_error: tuple[str, str] | None = None
         #: Tamper with an answer: {request name: return value} replaces the computed one.
         self.override: dict[str, Any] = {}
 
@@ -203,6 +205,8 @@ class FakeManagedJobsServer:
                 return self._missing("task")
             if "name" not in body:
                 return self._missing("name")
+            if self.launch_error is not None:
+                return self._submit("sky.jobs.launch", error=self.launch_error)
             return self._submit("sky.jobs.launch", {"job_id": self.launch_job_id, "handle": None})
         if path == "/jobs/queue/v2":
             jobs = self.jobs

@@ -15,6 +15,8 @@ import yaml
 
 from skypilot_client import (
     AsyncSkyPilotClient,
+    AWSCredentials,
+    CloudCredentials,
     ManagedJob,
     ManagedJobLogs,
     ManagedJobStatus,
@@ -370,5 +372,21 @@ def test_with_options_copies_reach_managed_jobs_with_their_own_token() -> None:
     fake = FakeManagedJobsServer()
     client = _client(fake).with_options(token="sky_" + "a" * 40)
     client.jobs.queue()
-    assert fake.requests[-2].headers["authorization"].startswith("Bearer sky_")
-    assert json.loads(fake.requests[-2].content)["env_vars"]
+    sent = next(r for r in fake.requests if r.url.path == "/jobs/queue/v2")
+    assert sent.headers["authorization"].startswith("Bearer sky_")
+    assert json.loads(sent.content)["env_vars"]["SKYPILOT_USER_ID"]
+
+
+def test_launch_credentials_travel_in_env_vars_and_never_leak_in_errors() -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+    creds = CloudCredentials(
+        aws=AWSCredentials(access_key_id="AKIASDKTEST", secret_access_key=secret)
+    )
+    fake = FakeManagedJobsServer()
+    fake.launch_error = ("ValueError", f"bad key {secret} for the controller")
+    handle = _client(fake).jobs.launch(TASK, credentials=creds)
+    assert fake.bodies("/jobs/launch")[0]["env_vars"]["AWS_SECRET_ACCESS_KEY"] == secret
+    with pytest.raises(errors.RequestFailedError) as info:
+        handle.result(timeout=30)
+    assert secret not in str(info.value) and secret not in repr(info.value.body)
+    assert "bad key" in info.value.message
