@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # names below load on first use: `import skypilot_client` sta
         RequestState,
         RequestStatus,
     )
+    from .models_managed_jobs import ManagedJob, ManagedJobLogs, ManagedJobStatus
 
 
 _LAZY = {
@@ -54,6 +55,9 @@ _LAZY = {
     "AsyncRequestHandle": "._handles",
     "API_VERSION": "._constants",
     "SERVER_VERSION": "._constants",
+    "ManagedJob": ".models_managed_jobs",
+    "ManagedJobLogs": ".models_managed_jobs",
+    "ManagedJobStatus": ".models_managed_jobs",
 }
 
 
@@ -100,6 +104,9 @@ __all__ = [
     "LaunchRequest",
     "LaunchResult",
     "LogsRequest",
+    "ManagedJob",
+    "ManagedJobLogs",
+    "ManagedJobStatus",
     "ProgressEvent",
     "RequestHandle",
     "RequestMetrics",

@@ -49,6 +49,9 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:  # managed jobs: client.jobs
+    from .resources.managed_jobs import AsyncManagedJobs
+
 
 class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
     """Typed async client for a SkyPilot API server: ``SkyPilotClient`` with ``await``.
@@ -134,6 +137,13 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
     def _http(self) -> httpx.AsyncClient:
         http: httpx.AsyncClient = self._shared.http
         return http
+
+    @property
+    def jobs(self) -> AsyncManagedJobs:
+        """Managed jobs: ``jobs.launch/queue/cancel/logs/wait`` (``AsyncManagedJobs``)."""
+        from .resources.managed_jobs import AsyncManagedJobs
+
+        return AsyncManagedJobs(self)
 
     # -- the driver ---------------------------------------------------------------------
 

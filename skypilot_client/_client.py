@@ -48,6 +48,9 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
 
 T = TypeVar("T")
 
+if TYPE_CHECKING:  # managed jobs: client.jobs
+    from .resources.managed_jobs import ManagedJobs
+
 
 class SkyPilotClient(ResourceFlows[httpx.Client]):
     """Typed client for a SkyPilot API server (``sky api start``), blocking I/O.
@@ -133,6 +136,13 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
     def _http(self) -> httpx.Client:
         http: httpx.Client = self._shared.http
         return http
+
+    @property
+    def jobs(self) -> ManagedJobs:
+        """Managed jobs: ``jobs.launch/queue/cancel/logs/wait`` (``ManagedJobs``)."""
+        from .resources.managed_jobs import ManagedJobs
+
+        return ManagedJobs(self)
 
     # -- the driver ---------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 
 ``clusters.py`` (launch, status, stop/start/terminate, autostop, cost), ``jobs.py`` (jobs on
 a cluster: execute, logs, job status, queue) and ``requests.py`` (server requests: get, list,
-wait, cancel, stream). ``ResourceFlows`` puts them together; ``SkyPilotClient`` and
-``AsyncSkyPilotClient`` run its flows with their own I/O.
+wait, cancel, stream); ``managed_jobs.py`` (``client.jobs``: managed jobs, run by its own
+``ManagedJobs``/``AsyncManagedJobs``). ``ResourceFlows`` puts the others together;
+``SkyPilotClient`` and ``AsyncSkyPilotClient`` run its flows with their own I/O.
 """
 
 from __future__ import annotations
