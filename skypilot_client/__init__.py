@@ -21,7 +21,9 @@ if TYPE_CHECKING:  # names below load on first use: `import skypilot_client` sta
         AcceleratorOffer,
         AWSCredentials,
         AzureCredentials,
+        CloudCheck,
         CloudCredentials,
+        ClusterCost,
         ClusterList,
         ClusterState,
         ClusterStatus,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # names below load on first use: `import skypilot_client` sta
         ProgressEvent,
         RequestState,
         RequestStatus,
+        SubmittedJob,
     )
 
 
@@ -83,7 +86,9 @@ __all__ = [
     "AsyncRequestHandle",
     "AsyncSkyPilotClient",
     "AzureCredentials",
+    "CloudCheck",
     "CloudCredentials",
+    "ClusterCost",
     "ClusterList",
     "ClusterState",
     "ClusterStatus",
@@ -107,6 +112,7 @@ __all__ = [
     "RequestStatus",
     "SkyPilotClient",
     "SkyPilotError",
+    "SubmittedJob",
     "__version__",
     "errors",
 ]

@@ -2,21 +2,23 @@
 ``_base_client.py``.
 
 ``clusters.py`` (launch, status, stop/start/terminate, autostop, cost), ``jobs.py`` (jobs on
-a cluster: execute, logs, job status, queue) and ``requests.py`` (server requests: get, list,
-wait, cancel, stream). ``ResourceFlows`` puts them together; ``SkyPilotClient`` and
-``AsyncSkyPilotClient`` run its flows with their own I/O.
+a cluster: execute/submit, logs, job status, cancel, queue), ``facts.py`` (``check``,
+``cost_report``) and ``requests.py`` (server requests: get, list, wait, cancel, stream).
+``ResourceFlows`` puts them together; ``SkyPilotClient`` and ``AsyncSkyPilotClient`` run its
+flows with their own I/O.
 """
 
 from __future__ import annotations
 
 from .._base_client import HttpClientT
 from .clusters import ClusterFlows
+from .facts import FactFlows
 from .jobs import JobFlows
 from .requests import RequestFlows
 
 
-class ResourceFlows(ClusterFlows[HttpClientT], RequestFlows[HttpClientT]):
-    """All flows (clusters, cluster jobs, requests) over the shared core."""
+class ResourceFlows(ClusterFlows[HttpClientT], FactFlows[HttpClientT], RequestFlows[HttpClientT]):
+    """All flows (clusters, cluster jobs, facts, requests) over the shared core."""
 
 
-__all__ = ["ClusterFlows", "JobFlows", "RequestFlows", "ResourceFlows"]
+__all__ = ["ClusterFlows", "FactFlows", "JobFlows", "RequestFlows", "ResourceFlows"]
