@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
@@ -307,6 +308,21 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
                 all_users=all_users,
                 deadline=Deadline.after(seconds),
             )
+        )
+
+    async def download_logs(
+        self,
+        cluster_name: str,
+        job_ids: list[int] | None = None,
+        *,
+        local_dir: str | Path = "~/sky_logs",
+        timeout: float | None = None,
+    ) -> dict[int, Path]:
+        """Download jobs' log folders into ``local_dir``; ``{job id: local folder}`` (see
+        ``SkyPilotClient.download_logs``)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return await self._run(
+            self._flow_download_logs(cluster_name, job_ids, local_dir, Deadline.after(seconds))
         )
 
     async def endpoints(self, cluster_name: str, port: int | None = None) -> dict[int, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
@@ -307,6 +308,25 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
                 all_users=all_users,
                 deadline=Deadline.after(seconds),
             )
+        )
+
+    def download_logs(
+        self,
+        cluster_name: str,
+        job_ids: list[int] | None = None,
+        *,
+        local_dir: str | Path = "~/sky_logs",
+        timeout: float | None = None,
+    ) -> dict[int, Path]:
+        """Download jobs' log folders into ``local_dir``; ``{job id: local folder}``.
+
+        ``job_ids=None``: the latest job. The server syncs the logs down from the cluster
+        (``ClusterNotFoundError`` / ``ClusterNotUpError`` otherwise), then sends them as one
+        zip, unpacked in memory (a folder per job, named as on the server).
+        """
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return self._run(
+            self._flow_download_logs(cluster_name, job_ids, local_dir, Deadline.after(seconds))
         )
 
     def endpoints(self, cluster_name: str, port: int | None = None) -> dict[int, str]:

@@ -1,9 +1,10 @@
 """Every flow of the client, one file per resource, over the shared core in
 ``_base_client.py``.
 
-``clusters.py`` (launch, status, stop/start/terminate, autostop, cost), ``jobs.py`` (jobs on
-a cluster: execute/submit, logs, job status, cancel, queue), ``facts.py`` (``check``,
-``cost_report``) and ``requests.py`` (server requests: get, list, wait, cancel, stream).
+``clusters.py`` (launch, status, stop/start/terminate, autostop, cost, endpoints),
+``jobs.py`` (jobs on a cluster: execute/submit, logs, job status, cancel, queue,
+download_logs), ``facts.py`` (``check``, ``cost_report``) and ``requests.py`` (server
+requests: get, list, wait, cancel, stream).
 ``ResourceFlows`` puts them together; ``SkyPilotClient`` and ``AsyncSkyPilotClient`` run its
 flows with their own I/O.
 """

@@ -4,6 +4,7 @@ the cluster's queue."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from .. import _constants as C
@@ -221,3 +222,63 @@ class JobFlows(BaseClient[HttpClientT]):
         )
         outcome = yield from self._submit_and_wait(call, self._status_deadline())
         return [job for _, job in self._records(outcome, Job, "queue")]
+
+    def _flow_download_logs(
+        self,
+        cluster_name: str,
+        job_ids: list[int] | None,
+        local_dir: str | Path,
+        deadline: Deadline,
+    ) -> Flow[dict[int, Path]]:
+        """``/download_logs`` (the server syncs the logs down from the cluster), then
+        ``/download`` (a zip of them), unpacked under ``local_dir``."""
+        ids = self._job_ids(job_ids)
+        fields = {
+            "cluster_name": self._cluster_name(cluster_name),
+            "job_ids": None if ids is None else [str(i) for i in ids],  # strings on the wire
+        }
+        call = self._submit(
+            "/download_logs",
+            fields,
+            operation="download_logs",
+            submits_work=False,
+            cluster_name=cluster_name,
+        )
+        outcome = yield from self._submit_and_wait(call, deadline)
+        rid = outcome.status.request_id
+        where = "return_value"
+        value = expect_dict(
+            outcome.return_value, operation="download_logs", where=where, request_id=rid
+        )
+        remote: dict[int, str] = {}
+        for key, path in value.items():
+            if not (isinstance(key, str) and key.isdigit()) or not isinstance(path, str):
+                problem = "expected {job id: log folder on the API server}"
+                raise malformed("download_logs", f"{where}[{key!r}]", problem, request_id=rid)
+            remote[int(key)] = path
+        if not remote:
+            return {}
+        folders = yield from self._flow_download_folders(
+            sorted(set(remote.values())), Path(local_dir), deadline
+        )
+        return {job_id: folders[path] for job_id, path in remote.items()}
+
+    def _flow_download_folders(
+        self, paths: list[str], local_dir: Path, deadline: Deadline
+    ) -> Flow[dict[str, Path]]:
+        """Fetch folders of the API server (``POST /download``) into ``local_dir``: each
+        lands as ``local_dir/<its last path component>``."""
+        from .._downloads import extract_folders
+
+        call = replace(
+            self._submit(
+                "/download", {"folder_paths": paths}, operation="download", submits_work=False
+            ),
+            params={"relative": "items"},  # entries <folder name>/<file>, not full paths
+            binary=True,
+            deadline=deadline,
+        )
+        reply = yield call
+        extract_folders(reply.content, local_dir, request_id=reply.request_id)
+        root = local_dir.expanduser().resolve()
+        return {path: root / PurePosixPath(path).name for path in paths}

@@ -11,9 +11,11 @@ server or its recorded cassettes.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -101,6 +103,29 @@ COST_REPORT: list[dict[str, Any]] = [
         "resources_str_full": "1x(gpus=H100:1, cpus=28, mem=271, 1x-H100-28-271, disk=256)",
     },
 ]
+
+# Where /download_logs leaves a job's logs on the API server (the user's download staging
+# dir ~/.sky/api_server/clients/<user hash>/sky_logs, then the job's run folder).
+LOG_STAGING = "/home/sky/.sky/api_server/clients/5eed0001/sky_logs"
+LOG_FOLDER = "sky-2026-11-30-22-40-00-000001"
+
+
+def logs_zip(folders: list[str]) -> bytes:
+    """The zip ``POST /download?relative=items`` sends (storage_utils.zip_files_and_folders:
+    a folder's own entry, then its files, named relative to the folder's parent)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for folder in folders:
+            name = folder.rsplit("/", 1)[-1]
+            archive.writestr(name + "/", b"")
+            archive.writestr(f"{name}/run.log", "\n".join(JOB_LOG[3:6]) + "\n")
+            archive.writestr(f"{name}/tasks/", b"")
+            archive.writestr(f"{name}/tasks/run.log", "task log\n")
+            link = zipfile.ZipInfo(f"{name}/latest")
+            link.external_attr = 0xA1ED0000  # how the server stores a symbolic link
+            archive.writestr(link, "tasks")
+    return buffer.getvalue()
+
 
 _TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "FAILED_SETUP", "FAILED_DRIVER", "CANCELLED"}
 
@@ -223,6 +248,25 @@ class FakeSkyPilotServer:
             return self._submit(
                 "sky.endpoints", {str(p): u for p, u in chosen.items()}, body["cluster"]
             )
+        if path == "/download_logs":
+            # ClusterJobsDownloadLogsBody: job_ids are strings; the result maps job id to the
+            # folder the server synced the logs into.
+            ids = body["job_ids"]
+            wanted = [max(self.jobs)] if ids is None else [int(i) for i in ids]
+            folders = {str(i): f"{LOG_STAGING}/{LOG_FOLDER[:-1]}{i}" for i in wanted}
+            return self._submit("sky.download_logs", folders, body["cluster_name"])
+        if path == "/download":
+            paths = body["folder_paths"]
+            if not all(p.startswith(LOG_STAGING + "/") for p in paths):
+                return httpx.Response(400, json={"detail": f"Invalid folder path: {paths[0]}"})
+            if request.url.params.get("relative") != "items":
+                return httpx.Response(500, json={"detail": "test fake: only relative=items"})
+            headers = {
+                "content-type": "application/zip",
+                "content-disposition": 'attachment; filename="folder_0f0e.zip"',
+                "x-home-path": "/home/sky",
+            }
+            return httpx.Response(200, content=logs_zip(paths), headers=headers)
         if path == "/cost_report":
             return self._submit("sky.cost_report", COST_REPORT)
         if path == "/queue":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from skypilot_client import (
     SkyPilotClient,
     errors,
 )
+from skypilot_client._deadline import Deadline
 from tests.scenarios import GPU_TASK
 
 pytestmark = pytest.mark.integration
@@ -161,3 +163,32 @@ async def test_request_handle_async(skypilot_server: LocalSkyPilotServer) -> Non
         "sdk-jc-aresume",
         None,
     )
+
+
+def test_download_logs_of_a_missing_cluster(skypilot_server: LocalSkyPilotServer) -> None:
+    with SkyPilotClient(skypilot_server.base_url) as client:
+        with pytest.raises(errors.ClusterNotFoundError) as info:
+            client.download_logs(MISSING, [1], local_dir="/nonexistent-never-written")
+    assert info.value.request_id and MISSING in info.value.message
+
+
+def test_the_download_half_against_the_real_server(
+    skypilot_server: LocalSkyPilotServer, tmp_path: Path
+) -> None:
+    # No cluster can come UP offline, so /download_logs cannot succeed; /download can: a log
+    # folder put where /download_logs leaves them (the user's staging dir on the server) is
+    # zipped by the real server and unpacked by the client.
+    with SkyPilotClient(skypilot_server.base_url) as client:
+        user = client._identity["SKYPILOT_USER_ID"]
+        staging = skypilot_server.home / ".sky" / "api_server" / "clients" / user / "sky_logs"
+        folder = staging / "sky-2026-11-30-00-00-00-000001"
+        (folder / "tasks").mkdir(parents=True)
+        (folder / "run.log").write_text("hello from job 1\n")
+        (folder / "tasks" / "run.log").write_text("task\n")
+        deadline = Deadline.after(60)
+        got = client._run(client._flow_download_folders([str(folder)], tmp_path, deadline))
+        assert got == {str(folder): tmp_path.resolve() / folder.name}
+        assert (got[str(folder)] / "run.log").read_text() == "hello from job 1\n"
+        assert (got[str(folder)] / "tasks" / "run.log").read_text() == "task\n"
+        with pytest.raises(errors.BadRequestError, match="Invalid folder path"):
+            client._run(client._flow_download_folders(["/etc"], tmp_path, deadline))

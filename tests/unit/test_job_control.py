@@ -1,11 +1,14 @@
-"""Job control on an UP cluster (submit, job_status, cancel_jobs, endpoints) and cost_report
-rows, against the FAITHFUL FAKE in tests/fakes/transcript_server.py (not the real server:
-the offline real server has no UP cluster). Sync and async alike."""
+"""Job control on an UP cluster (submit, job_status, cancel_jobs, endpoints, download_logs)
+and cost_report rows, against the FAITHFUL FAKE in tests/fakes/transcript_server.py (not the
+real server: the offline real server has no UP cluster). Sync and async alike."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +22,15 @@ from skypilot_client import (
     SkyPilotClient,
     SubmittedJob,
 )
+from skypilot_client._downloads import extract_folders
 from skypilot_client.errors import InvalidInputError, MalformedResponseError
 from skypilot_client.resources.facts import disabled_clouds
-from tests.fakes.transcript_server import COST_REPORT, ENDPOINTS, FakeSkyPilotServer
+from tests.fakes.transcript_server import (
+    COST_REPORT,
+    ENDPOINTS,
+    LOG_STAGING,
+    FakeSkyPilotServer,
+)
 
 URL = "http://fake-skypilot.test:46580"
 
@@ -203,3 +212,64 @@ def test_disabled_clouds_are_read_from_the_check_report() -> None:
         "$ pip install skypilot[aws]",
         "Cudo": "Reason [compute]: Cudo tools are not installed.",
     }
+
+
+def test_download_logs_unpacks_each_job_folder(tmp_path: Path) -> None:
+    fake = FakeSkyPilotServer()
+    fake.jobs[2] = "FAILED"
+    folders = _client(fake).download_logs("train-up", [1, 2], local_dir=tmp_path)
+    assert set(folders) == {1, 2}
+    for job_id, folder in folders.items():
+        assert folder.parent == tmp_path.resolve() and folder.name.endswith(str(job_id))
+        assert "hello from the cluster" in (folder / "run.log").read_text()
+        assert (folder / "tasks" / "run.log").read_text() == "task log\n"
+        assert not (folder / "latest").exists()  # the server's symbolic link is not recreated
+    logs_body, download_body = _bodies(fake, "/download_logs")[0], _bodies(fake, "/download")[0]
+    assert logs_body["job_ids"] == ["1", "2"]  # strings, as ClusterJobsDownloadLogsBody has them
+    assert download_body["folder_paths"] == sorted(
+        f"{LOG_STAGING}/{folder.name}" for folder in folders.values()
+    )
+
+
+@pytest.mark.anyio
+async def test_download_logs_async_latest_job(tmp_path: Path) -> None:
+    fake = FakeSkyPilotServer()
+    async with _aclient(fake) as aclient:
+        folders = await aclient.download_logs("train-up", local_dir=tmp_path / "logs")
+    assert list(folders) == [1] and (folders[1] / "run.log").is_file()
+    assert _bodies(fake, "/download_logs")[0]["job_ids"] is None
+
+
+def test_download_logs_of_no_job_downloads_nothing(tmp_path: Path) -> None:
+    fake = FakeSkyPilotServer()
+    fake.answers["/download_logs"] = {}
+    assert _client(fake).download_logs("train-up", local_dir=tmp_path) == {}
+    assert "/download" not in [r.url.path for r in fake.requests]
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"not a zip", _zip({"../escape.log": b"x"}), _zip({"/etc/evil.log": b"x"})],
+    ids=["garbage", "dotdot", "absolute"],
+)
+def test_an_unsafe_or_unreadable_download_is_malformed(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(MalformedResponseError) as info:
+        extract_folders(data, tmp_path / "in", request_id="r-1")
+    assert info.value.field == "/download body"
+    assert not (tmp_path / "escape.log").exists()
+
+
+def test_download_logs_unreadable_answer_names_the_field(tmp_path: Path) -> None:
+    fake = FakeSkyPilotServer()
+    fake.answers["/download_logs"] = {"1": 7}
+    with pytest.raises(MalformedResponseError) as info:
+        _client(fake).download_logs("train-up", [1], local_dir=tmp_path)
+    assert info.value.field == "return_value['1']"
