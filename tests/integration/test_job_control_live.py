@@ -125,6 +125,10 @@ def test_a_cluster_that_is_not_up(skypilot_server: LocalSkyPilotServer) -> None:
                 client.job_status(name, [1])
             with pytest.raises(errors.ClusterNotUpError):
                 client.cancel_jobs(name, [1])
+            with pytest.raises(errors.ClusterNotUpError):
+                client.endpoints(name)
+            with pytest.raises(errors.ClusterNotUpError):
+                client.download_logs(name, [1], local_dir="/nonexistent-never-written")
         finally:
             handle.cancel()
             handle.wait(timeout=60)
