@@ -21,7 +21,9 @@ if TYPE_CHECKING:  # names below load on first use: `import skypilot_client` sta
         AcceleratorOffer,
         AWSCredentials,
         AzureCredentials,
+        CloudCheck,
         CloudCredentials,
+        ClusterCost,
         ClusterList,
         ClusterState,
         ClusterStatus,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # names below load on first use: `import skypilot_client` sta
         ProgressEvent,
         RequestState,
         RequestStatus,
+        SubmittedJob,
     )
     from .models_managed_jobs import ManagedJob, ManagedJobLogs, ManagedJobStatus
 
@@ -87,7 +90,9 @@ __all__ = [
     "AsyncRequestHandle",
     "AsyncSkyPilotClient",
     "AzureCredentials",
+    "CloudCheck",
     "CloudCredentials",
+    "ClusterCost",
     "ClusterList",
     "ClusterState",
     "ClusterStatus",
@@ -114,6 +119,7 @@ __all__ = [
     "RequestStatus",
     "SkyPilotClient",
     "SkyPilotError",
+    "SubmittedJob",
     "__version__",
     "errors",
 ]

@@ -6,7 +6,8 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
 
@@ -31,6 +32,8 @@ from .resources import ResourceFlows
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from .models import (
         AcceleratorOffer,
+        CloudCheck,
+        ClusterCost,
         ClusterList,
         ClusterStatus,
         CostEstimate,
@@ -40,11 +43,13 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
         HealthStatus,
         Job,
         JobLogs,
+        JobState,
         LaunchRequest,
         LaunchResult,
         LogsRequest,
         ProgressEvent,
         RequestStatus,
+        SubmittedJob,
     )
 
 T = TypeVar("T")
@@ -274,6 +279,107 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         """Run a command or task on an UP cluster; wait for it; return exit code and output."""
         seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
         return await self._run(self._flow_execute(request, Deadline.after(seconds)))
+
+    async def submit(
+        self, request: ExecuteRequest, *, timeout: float | None = None
+    ) -> SubmittedJob:
+        """Submit a command or task to an UP cluster and return its job id at once (see
+        ``SkyPilotClient.submit``)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return await self._run(self._flow_submit_job(request, Deadline.after(seconds)))
+
+    async def job_status(
+        self, cluster_name: str, job_ids: list[int] | None = None, *, timeout: float | None = None
+    ) -> dict[int, JobState | None]:
+        """Status of jobs on a cluster: ``{job id: JobState}``, ``None`` for a job the cluster
+        does not know. ``job_ids=None`` asks about the latest job (``{}`` when there is none).
+        """
+        seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
+        return await self._run(
+            self._flow_job_status(cluster_name, job_ids, Deadline.after(seconds))
+        )
+
+    async def cancel_jobs(
+        self,
+        cluster_name: str,
+        job_ids: list[int] | None = None,
+        *,
+        all: bool = False,
+        all_users: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Cancel the ``job_ids`` given, or ``all=True``; exactly one (checked before any call)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
+        await self._run(
+            self._flow_cancel_jobs(
+                cluster_name,
+                job_ids,
+                all_jobs=all,
+                all_users=all_users,
+                deadline=Deadline.after(seconds),
+            )
+        )
+
+    async def download_logs(
+        self,
+        cluster_name: str,
+        job_ids: list[int] | None = None,
+        *,
+        local_dir: str | Path = "~/sky_logs",
+        timeout: float | None = None,
+    ) -> dict[int, Path]:
+        """Download jobs' log folders into ``local_dir``; ``{job id: local folder}`` (see
+        ``SkyPilotClient.download_logs``)."""
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return await self._run(
+            self._flow_download_logs(cluster_name, job_ids, local_dir, Deadline.after(seconds))
+        )
+
+    async def endpoints(self, cluster_name: str, port: int | None = None) -> dict[int, str]:
+        """URLs of a cluster's exposed ports, ``{port: url}`` (only ``port`` if given)."""
+        return await self._run(self._flow_endpoints(cluster_name, port))
+
+    async def cost_report(self, days: int | None = None) -> list[ClusterCost]:
+        """What clusters cost over the last ``days`` (server default 30), torn-down ones too."""
+        return await self._run(self._flow_cost_report(days))
+
+    async def check(
+        self, clouds: list[str] | None = None, *, workspace: str | None = None
+    ) -> CloudCheck:
+        """Re-check cloud credentials: enabled clouds per workspace, why others are disabled."""
+        return await self._run(self._flow_check(clouds, workspace))
+
+    @overload
+    async def request_handle(
+        self, request_id: str, *, operation: Literal["launch"], dryrun: bool = False
+    ) -> AsyncRequestHandle[LaunchResult]: ...
+
+    @overload
+    async def request_handle(
+        self, request_id: str, *, operation: Literal["start"], dryrun: bool = False
+    ) -> AsyncRequestHandle[None]: ...
+
+    async def request_handle(
+        self, request_id: str, *, operation: Literal["launch", "start"], dryrun: bool = False
+    ) -> AsyncRequestHandle[LaunchResult] | AsyncRequestHandle[None]:
+        """A handle to a ``launch`` or ``start`` request submitted earlier, from its stored
+        ``request_id`` (see ``SkyPilotClient.request_handle``)."""
+        rid = await self._run(self._flow_attach(request_id, operation))
+        if operation == "launch":
+            return AsyncRequestHandle(
+                self,
+                rid,
+                operation="launch",
+                default_timeout=self._settings.launch_timeout,
+                finish=lambda r, t: self._flow_attached_launch_result(r, t, dryrun=dryrun),
+            )
+        return AsyncRequestHandle(
+            self,
+            rid,
+            operation="start",
+            default_timeout=self._settings.launch_timeout,
+            finish=self._flow_finish_wait,
+        )
 
     async def get_status(
         self, cluster_name: str, *, refresh: bool = False, all_users: bool = True

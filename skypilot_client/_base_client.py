@@ -398,6 +398,9 @@ class BaseClient(Generic[HttpClientT]):
         ok = 200 <= response.status_code < 300
         if not ok and response.status_code not in call.pass_statuses:
             raise self._status_error(call, response)
+        if call.binary:
+            rid = request_id_of(response.headers)
+            return Reply(response.status_code, None, rid, response.headers, response.content)
         try:
             data = parse_json(response.content)
         except ValueError as exc:

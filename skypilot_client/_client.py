@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
 
@@ -30,6 +31,8 @@ from .resources import ResourceFlows
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from .models import (
         AcceleratorOffer,
+        CloudCheck,
+        ClusterCost,
         ClusterList,
         ClusterStatus,
         CostEstimate,
@@ -39,11 +42,13 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
         HealthStatus,
         Job,
         JobLogs,
+        JobState,
         LaunchRequest,
         LaunchResult,
         LogsRequest,
         ProgressEvent,
         RequestStatus,
+        SubmittedJob,
     )
 
 T = TypeVar("T")
@@ -269,6 +274,120 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         """Run a command or task on an UP cluster; wait for it; return exit code and output."""
         seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
         return self._run(self._flow_execute(request, Deadline.after(seconds)))
+
+    def submit(self, request: ExecuteRequest, *, timeout: float | None = None) -> SubmittedJob:
+        """Submit a command or task to an UP cluster and return its job id at once.
+
+        The job keeps running on the cluster: follow it with ``job_status``, ``get_logs`` or
+        ``stream_logs``; stop it with ``cancel_jobs``. Never replayed once it may have
+        reached the server.
+        """
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return self._run(self._flow_submit_job(request, Deadline.after(seconds)))
+
+    def job_status(
+        self, cluster_name: str, job_ids: list[int] | None = None, *, timeout: float | None = None
+    ) -> dict[int, JobState | None]:
+        """Status of jobs on a cluster: ``{job id: JobState}``, ``None`` for a job the cluster
+        does not know. ``job_ids=None`` asks about the latest job (``{}`` when there is none).
+
+        Raises ``ClusterNotFoundError`` / ``ClusterNotUpError`` for a missing / not-UP cluster.
+        """
+        seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
+        return self._run(self._flow_job_status(cluster_name, job_ids, Deadline.after(seconds)))
+
+    def cancel_jobs(
+        self,
+        cluster_name: str,
+        job_ids: list[int] | None = None,
+        *,
+        all: bool = False,
+        all_users: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Cancel jobs on a cluster: the ``job_ids`` given, or ``all=True`` (this user's jobs;
+        everyone's with ``all_users=True``). Exactly one of the two, checked before any call
+        (``InvalidInputError``).
+        """
+        seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
+        self._run(
+            self._flow_cancel_jobs(
+                cluster_name,
+                job_ids,
+                all_jobs=all,
+                all_users=all_users,
+                deadline=Deadline.after(seconds),
+            )
+        )
+
+    def download_logs(
+        self,
+        cluster_name: str,
+        job_ids: list[int] | None = None,
+        *,
+        local_dir: str | Path = "~/sky_logs",
+        timeout: float | None = None,
+    ) -> dict[int, Path]:
+        """Download jobs' log folders into ``local_dir``; ``{job id: local folder}``.
+
+        ``job_ids=None``: the latest job. The server syncs the logs down from the cluster
+        (``ClusterNotFoundError`` / ``ClusterNotUpError`` otherwise), then sends them as one
+        zip, unpacked in memory (a folder per job, named as on the server).
+        """
+        seconds = self._wait_timeout_arg(timeout, self._settings.launch_timeout)
+        return self._run(
+            self._flow_download_logs(cluster_name, job_ids, local_dir, Deadline.after(seconds))
+        )
+
+    def endpoints(self, cluster_name: str, port: int | None = None) -> dict[int, str]:
+        """URLs of a cluster's exposed ports, ``{port: url}`` (only ``port`` if given)."""
+        return self._run(self._flow_endpoints(cluster_name, port))
+
+    def cost_report(self, days: int | None = None) -> list[ClusterCost]:
+        """What clusters cost over the last ``days`` (server default 30), torn-down ones too."""
+        return self._run(self._flow_cost_report(days))
+
+    def check(self, clouds: list[str] | None = None, *, workspace: str | None = None) -> CloudCheck:
+        """Re-check cloud credentials on the server: enabled clouds per workspace, and why the
+        others are disabled. ``clouds=None`` checks every cloud."""
+        return self._run(self._flow_check(clouds, workspace))
+
+    @overload
+    def request_handle(
+        self, request_id: str, *, operation: Literal["launch"], dryrun: bool = False
+    ) -> RequestHandle[LaunchResult]: ...
+
+    @overload
+    def request_handle(
+        self, request_id: str, *, operation: Literal["start"], dryrun: bool = False
+    ) -> RequestHandle[None]: ...
+
+    def request_handle(
+        self, request_id: str, *, operation: Literal["launch", "start"], dryrun: bool = False
+    ) -> RequestHandle[LaunchResult] | RequestHandle[None]:
+        """A handle to a ``launch`` or ``start`` request submitted earlier (e.g. before a
+        restart), from its stored ``request_id``.
+
+        Checks the server knows the request (``NotFoundError`` when not, e.g. after the
+        server dropped it) and that it is of ``operation`` (``InvalidInputError``).
+        ``dryrun`` is echoed into ``LaunchResult.dryrun`` (the server does not report it).
+        """
+        rid = self._run(self._flow_attach(request_id, operation))
+        if operation == "launch":
+            return RequestHandle(
+                self,
+                rid,
+                operation="launch",
+                default_timeout=self._settings.launch_timeout,
+                finish=lambda r, t: self._flow_attached_launch_result(r, t, dryrun=dryrun),
+            )
+        return RequestHandle(
+            self,
+            rid,
+            operation="start",
+            default_timeout=self._settings.launch_timeout,
+            finish=self._flow_finish_wait,
+        )
 
     def get_status(
         self, cluster_name: str, *, refresh: bool = False, all_users: bool = True

@@ -42,6 +42,8 @@ class Call:
     secrets: tuple[str, ...] = ()
     #: uploads: a raw body streamed instead of ``json`` (``_uploads.FileSlice``).
     content: httpx.SyncByteStream | httpx.AsyncByteStream | None = None
+    #: download_logs: the answer is a file, not JSON (``Reply.content``; ``data`` is None).
+    binary: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ __all__ = [
     "AWSCredentials",
     "AcceleratorOffer",
     "AzureCredentials",
+    "CloudCheck",
     "CloudCredentials",
+    "ClusterCost",
     "ClusterList",
     "ClusterState",
     "ClusterStatus",
@@ -33,6 +35,7 @@ __all__ = [
     "ProgressEvent",
     "RequestState",
     "RequestStatus",
+    "SubmittedJob",
 ]
 
 from ._constants import CLUSTER_NAME_RE
@@ -525,6 +528,75 @@ class JobLogs(_Result):
     job_id: int | None
     output: str
     exit_code: int | None = Field(description="None when the server did not report it")
+
+
+class SubmittedJob(_Result):
+    """A job submitted to a cluster by ``submit`` (not waited for)."""
+
+    request_id: str
+    cluster_name: str
+    job_id: int
+
+
+class ClusterCost(_Result):
+    """One cluster's row of ``cost_report`` (torn-down clusters included).
+
+    ``total_cost`` (USD) and ``duration`` (seconds up) are the server's estimates from its
+    own records; ``None`` when the server did not report them. ``status`` is ``None`` for a
+    cluster that no longer exists. The server's pickled ``resources`` object is not kept.
+    """
+
+    name: str
+    status: ClusterState | None = None
+    launched_at: datetime | None = None
+    duration: float | None = None
+    total_cost: float | None = None
+    num_nodes: int | None = None
+    cloud: str | None = None
+    region: str | None = None
+    cpus: str | None = None
+    memory: str | None = None
+    accelerators: str | None = None
+    resources_str: str | None = None
+    resources_str_full: str | None = None
+    last_use: str | None = None
+    cluster_hash: str | None = None
+    user_hash: str | None = None
+    user_name: str | None = None
+    workspace: str | None = None
+    usage_intervals: list[tuple[int, int | None]] | None = None
+
+    _launched = field_validator("launched_at", mode="before")(_epoch_to_datetime)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_resources(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k != "resources"}  # a base64 pickle
+        return data
+
+    @field_validator("cpus", "memory", "accelerators", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+
+class CloudCheck(_Result):
+    """What ``check`` found: the enabled clouds of each workspace and their capabilities.
+
+    ``enabled`` maps workspace -> cloud name (as the server spells it, e.g. ``Hyperbolic``) ->
+    capabilities (``compute``, ``storage``). ``disabled`` maps each cloud the check found
+    disabled to the server's reason, read from ``report`` (the server's human-readable check
+    log, the only place the server gives reasons).
+    """
+
+    enabled: dict[str, dict[str, list[str]]]
+    disabled: dict[str, str] = Field(default_factory=dict)
+    report: str = ""
+
+    def clouds(self, workspace: str = "default") -> list[str]:
+        """Names of the clouds enabled in ``workspace`` (empty if none or unknown)."""
+        return sorted(self.enabled.get(workspace, {}))
 
 
 class AcceleratorOffer(_Result):

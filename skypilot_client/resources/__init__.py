@@ -1,10 +1,11 @@
 """Every flow of the client, one file per resource, over the shared core in
 ``_base_client.py``.
 
-``clusters.py`` (launch, status, stop/start/terminate, autostop, cost), ``jobs.py`` (jobs on
-a cluster: execute, logs, job status, queue) and ``requests.py`` (server requests: get, list,
-wait, cancel, stream); ``managed_jobs.py`` (``client.jobs``: managed jobs, run by its own
-``ManagedJobs``/``AsyncManagedJobs``). ``ResourceFlows`` puts the others together;
+``clusters.py`` (launch, status, stop/start/terminate, autostop, cost, endpoints),
+``jobs.py`` (jobs on a cluster: execute/submit, logs, job status, cancel, queue,
+download_logs), ``facts.py`` (``check``, ``cost_report``), ``requests.py`` (server requests:
+get, list, wait, cancel, stream) and ``managed_jobs.py`` (``client.jobs``: managed jobs, run
+by its own ``ManagedJobs``/``AsyncManagedJobs``). ``ResourceFlows`` puts the others together;
 ``SkyPilotClient`` and ``AsyncSkyPilotClient`` run its flows with their own I/O.
 """
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from .._base_client import HttpClientT
 from .clusters import ClusterFlows
+from .facts import FactFlows
 from .jobs import JobFlows
 from .requests import RequestFlows
 
 
-class ResourceFlows(ClusterFlows[HttpClientT], RequestFlows[HttpClientT]):
-    """All flows (clusters, cluster jobs, requests) over the shared core."""
+class ResourceFlows(ClusterFlows[HttpClientT], FactFlows[HttpClientT], RequestFlows[HttpClientT]):
+    """All flows (clusters, cluster jobs, facts, requests) over the shared core."""
 
 
-__all__ = ["ClusterFlows", "JobFlows", "RequestFlows", "ResourceFlows"]
+__all__ = ["ClusterFlows", "FactFlows", "JobFlows", "RequestFlows", "ResourceFlows"]

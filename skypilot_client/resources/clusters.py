@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._base_client import HttpClientT
 from .._deadline import Deadline
 from .._effects import Call, Flow, Wait
-from .._protocol import RequestOutcome, expect_dict, expect_list, parse_answer
+from .._protocol import RequestOutcome, expect_dict, expect_list, malformed, parse_answer
 from .._tasks import cheapest, offers_from_list_accelerators, prepare_launch_task, resource_spec
 from ..errors import ClusterNotFoundError, InvalidInputError
 from .jobs import JobFlows
@@ -225,3 +225,52 @@ class ClusterFlows(JobFlows[HttpClientT]):
             all_regions=True,
         )
         return cheapest(spec, offers, request.hours)
+
+    def _flow_endpoints(self, name: str, port: int | None) -> Flow[dict[int, str]]:
+        if port is not None and (
+            not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535
+        ):
+            raise InvalidInputError(f"port must be an integer from 1 to 65535, got {port!r}")
+        call = self._submit(
+            "/endpoints",
+            {"cluster": self._cluster_name(name), "port": port},
+            operation="endpoints",
+            submits_work=False,
+            cluster_name=name,
+        )
+        outcome = yield from self._submit_and_wait(call, self._status_deadline())
+        rid = outcome.status.request_id
+        where = "return_value"
+        value = expect_dict(
+            outcome.return_value, operation="endpoints", where=where, request_id=rid
+        )
+        urls: dict[int, str] = {}
+        for key, url in value.items():
+            if not (isinstance(key, str) and key.isdigit()) or not isinstance(url, str):
+                problem = "expected {port: endpoint URL}"
+                raise malformed("endpoints", f"{where}[{key!r}]", problem, request_id=rid)
+            urls[int(key)] = url
+        return urls
+
+    def _flow_attached_launch_result(
+        self, request_id: str, deadline: Deadline, *, dryrun: bool
+    ) -> Flow[LaunchResult]:
+        """The result of a launch submitted earlier (maybe by another process)."""
+        from ..models import LaunchResult
+
+        outcome: RequestOutcome = yield Wait(request_id, deadline, "launch")
+        value = expect_dict(
+            outcome.return_value, operation="launch", where="return_value", request_id=request_id
+        )
+        return parse_answer(
+            LaunchResult,
+            {
+                "request_id": request_id,
+                "cluster_name": outcome.status.cluster_name,
+                "job_id": value.get("job_id"),
+                "dryrun": dryrun,
+            },
+            operation="launch",
+            where="return_value",
+            request_id=request_id,
+        )

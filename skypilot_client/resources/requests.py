@@ -94,3 +94,15 @@ class RequestFlows(BaseClient[HttpClientT]):
             outcome.return_value, operation="cancel_request", where=where, request_id=rid
         )
         return [str(v) for v in ids]
+
+    def _flow_attach(self, request_id: str, operation: str) -> Flow[str]:
+        """Check that ``request_id`` names a request of ``operation`` the server knows."""
+        expected = {"launch": "sky.launch", "start": "sky.start"}.get(operation)
+        if expected is None:
+            raise InvalidInputError(f"cannot attach to {operation!r}: use 'launch' or 'start'")
+        status = yield from self._flow_get_request(request_id)
+        if status.name != expected:
+            raise InvalidInputError(
+                f"request {status.request_id!r} is a {status.name!r} request, not {expected!r}"
+            )
+        return status.request_id
