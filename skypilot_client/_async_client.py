@@ -26,7 +26,7 @@ from ._base_client import (
 )
 from ._handles import AsyncRequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
-from .errors import APITimeoutError
+from .errors import APITimeoutError, SkyPilotError
 from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -154,13 +154,18 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
 
     async def _run(self, flow: Flow[T]) -> T:
         value: Any = None
+        submitted: Reply | None = None  # the answer to this call's work submission, once sent
         try:
             while True:
                 effect = flow.send(value)
                 value = await self._perform(effect)
+                submitted = self._submission_of(effect, value, submitted)
         except StopIteration as stop:
             result: T = stop.value
             return result
+        except SkyPilotError as error:
+            self._after_submission(error, submitted)
+            raise
         finally:
             flow.close()
 

@@ -43,6 +43,8 @@ from .errors import (
     APITimeoutError,
     InvalidInputError,
     MalformedResponseError,
+    RequestCancelledError,
+    RequestFailedError,
     SkyPilotError,
     WaitTimeoutError,
 )
@@ -328,6 +330,29 @@ class BaseClient(Generic[HttpClientT]):
             self._mark_maybe_submitted(error, call)
         error.cluster_name = error.cluster_name or call.cluster_name
         return error
+
+    @staticmethod
+    def _submission_of(effect: object, value: object, submitted: Reply | None) -> Reply | None:
+        """The server's answer to the call's work submission, once there is one."""
+        if submitted is None and isinstance(effect, Call) and effect.submits_work:
+            return value if isinstance(value, Reply) else None
+        return submitted
+
+    @staticmethod
+    def _after_submission(error: SkyPilotError, submitted: Reply | None) -> None:
+        """DESIGN rule 9: once the server accepted this call's work, a later failure whose
+        outcome is unknown (a wait that ran out, an outage, an answer we cannot read) says
+        the work was submitted and names the request. The server's own verdicts (failed,
+        cancelled) are outcomes, not unknowns."""
+        if submitted is None or isinstance(error, (RequestFailedError, RequestCancelledError)):
+            return
+        if not error.maybe_submitted:
+            error.maybe_submitted = True
+            error.message += (
+                f". The request {submitted.request_id} was submitted and may still run: "
+                "wait for it again (client.wait_for_request) or cancel it"
+            )
+        error.request_id = error.request_id or submitted.request_id
 
     def _mark_maybe_submitted(self, error: SkyPilotError, call: Call) -> None:
         error.maybe_submitted = True

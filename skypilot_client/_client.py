@@ -25,7 +25,7 @@ from ._base_client import (
 )
 from ._handles import RequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
-from .errors import APITimeoutError
+from .errors import APITimeoutError, SkyPilotError
 from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -153,13 +153,18 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
 
     def _run(self, flow: Flow[T]) -> T:
         value: Any = None
+        submitted: Reply | None = None  # the answer to this call's work submission, once sent
         try:
             while True:
                 effect = flow.send(value)
                 value = self._perform(effect)
+                submitted = self._submission_of(effect, value, submitted)
         except StopIteration as stop:
             result: T = stop.value
             return result
+        except SkyPilotError as error:
+            self._after_submission(error, submitted)
+            raise
         finally:
             flow.close()
 

@@ -74,3 +74,62 @@ def test_on_request_hook_sees_every_attempt(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(json={"status": "healthy"}, headers=headers)
     with SkyPilotClient(URL, on_request=broken) as client:
         assert client.health().is_healthy
+
+
+def _submitted_then(failure: Exception) -> object:
+    """A server that accepts a teardown (request id ``req-down``) and then fails every wait."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/health":
+            return httpx.Response(
+                200,
+                json={"status": "healthy", "api_version": "62"},
+                headers={"X-SkyPilot-API-Version": "62"},
+            )
+        if request.url.path == "/down":
+            return httpx.Response(
+                200, json={"request_id": "req-down"}, headers={"X-Skypilot-Request-ID": "req-down"}
+            )
+        raise failure
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (httpx.ReadTimeout("slow"), errors.WaitTimeoutError),
+        (httpx.ConnectError("the server went away"), errors.APIConnectionError),
+    ],
+    ids=["deadline", "outage"],
+)
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_failed_wait_after_a_submission_says_it_was_submitted(
+    httpx_mock: HTTPXMock, mode: str, failure: Exception, expected: type[Exception]
+) -> None:
+    """DESIGN rule 9: the teardown was accepted; whatever the wait says, the caller learns
+    that the work was submitted and which request to look at, never "retry it"."""
+    import asyncio
+
+    httpx_mock.add_callback(_submitted_then(failure), is_reusable=True)  # type: ignore[arg-type]
+
+    def terminate() -> None:
+        if mode == "sync":
+            with SkyPilotClient(URL, max_retries=0) as client:
+                client.terminate("c1", timeout=0.3)
+            return
+
+        async def main() -> None:
+            async with AsyncSkyPilotClient(URL, max_retries=0) as client:
+                await client.terminate("c1", timeout=0.3)
+
+        asyncio.run(main())
+
+    with pytest.raises(expected) as info:
+        terminate()
+    error = info.value
+    assert isinstance(error, errors.SkyPilotError)
+    assert error.maybe_submitted
+    assert not error.is_retryable
+    assert error.request_id == "req-down"
+    assert "req-down" in error.message
