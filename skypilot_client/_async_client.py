@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
 
-from . import _constants as C
+from . import _constants as constants
 from ._base_client import (
     _NO_CHANGE,
     Call,
@@ -199,7 +199,7 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
 
     async def _wait(self, effect: Wait) -> RequestOutcome:
         while (remaining := effect.deadline.remaining()) > 0:
-            call = self._get_call(effect, min(remaining, C.LONG_POLL_READ_TIMEOUT))
+            call = self._get_call(effect, min(remaining, constants.LONG_POLL_READ_TIMEOUT))
             try:
                 reply = await self._call(call)
             except APITimeoutError as exc:
@@ -541,7 +541,7 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         Raises the classified error for a failed request, ``RequestCancelledError``, or
         ``WaitTimeoutError`` when ``timeout`` passes first.
         """
-        seconds = self._wait_timeout_arg(timeout, C.DEFAULT_WAIT_TIMEOUT)
+        seconds = self._wait_timeout_arg(timeout, constants.DEFAULT_WAIT_TIMEOUT)
         return await self._run(self._flow_wait_for_request(request_id, Deadline.after(seconds)))
 
     async def cancel_request(self, request_id: str) -> list[str]:

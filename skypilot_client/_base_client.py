@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
-from . import _constants as C
+from . import _constants as constants
 from ._config import ClientSettings, parse_duration, resolve_settings
 from ._deadline import GRACE, Deadline, wait_seconds
 from ._effects import Call, Collect, Collected, Effect, Flow, Reply, Wait
@@ -147,8 +147,8 @@ class BaseClient(Generic[HttpClientT]):
             if http_client is not None
             else self._make_http(
                 httpx.Limits(
-                    max_connections=max_connections or C.DEFAULT_MAX_CONNECTIONS,
-                    max_keepalive_connections=C.DEFAULT_MAX_KEEPALIVE,
+                    max_connections=max_connections or constants.DEFAULT_MAX_CONNECTIONS,
+                    max_keepalive_connections=constants.DEFAULT_MAX_KEEPALIVE,
                 )
             )
         )
@@ -256,10 +256,10 @@ class BaseClient(Generic[HttpClientT]):
             read = max(min(read, call.deadline.remaining()), GRACE)
         # Waiting for a pooled connection is local queueing behind other calls, which may
         # hold theirs for a whole long poll: allow that much, not just one call's timeout.
-        pool = read if call.long_poll else self._settings.timeout + C.LONG_POLL_READ_TIMEOUT
+        pool = read if call.long_poll else self._settings.timeout + constants.LONG_POLL_READ_TIMEOUT
         return httpx.Timeout(
             self._settings.timeout,
-            connect=min(C.DEFAULT_CONNECT_TIMEOUT, self._settings.timeout),
+            connect=min(constants.DEFAULT_CONNECT_TIMEOUT, self._settings.timeout),
             read=read,
             pool=pool,
         )
@@ -306,13 +306,13 @@ class BaseClient(Generic[HttpClientT]):
         if version is None:
             return
         self._shared.server_api_version = version
-        if version > C.API_VERSION and not self._shared.warned_newer_server:
+        if version > constants.API_VERSION and not self._shared.warned_newer_server:
             self._shared.warned_newer_server = True
             logger.warning(
                 "server API version %d is newer than this client's %d; newer server fields "
                 "are kept but not typed",
                 version,
-                C.API_VERSION,
+                constants.API_VERSION,
             )
 
     def _status_error(self, call: Call, response: httpx.Response) -> SkyPilotError:
@@ -559,7 +559,7 @@ class BaseClient(Generic[HttpClientT]):
 
     @staticmethod
     def _cluster_name(name: str) -> str:
-        if not isinstance(name, str) or not C.CLUSTER_NAME_RE.fullmatch(name):
+        if not isinstance(name, str) or not constants.CLUSTER_NAME_RE.fullmatch(name):
             raise InvalidInputError(
                 f"invalid cluster name {name!r}: SkyPilot names start with a letter, end with a "
                 "letter or digit, and contain only letters, digits, '-', '_' and '.'"
@@ -575,7 +575,7 @@ class BaseClient(Generic[HttpClientT]):
     # -- steps every flow uses ------------------------------------------------------------
 
     def _require_version(
-        self, operation: str, min_version: int = C.MIN_SERVER_API_VERSION
+        self, operation: str, min_version: int = constants.MIN_SERVER_API_VERSION
     ) -> Flow[None]:
         if self._shared.server_api_version is None:
             yield Call("GET", "/api/health", "health")  # its headers tell the version
@@ -623,7 +623,7 @@ class BaseClient(Generic[HttpClientT]):
         problem = version_problem(
             header_version if header_version is not None else health.api_version,
             operation="health",
-            min_version=C.MIN_SERVER_API_VERSION,
+            min_version=constants.MIN_SERVER_API_VERSION,
         )
         if problem is not None:
             raise problem

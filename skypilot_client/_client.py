@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
 
-from . import _constants as C
+from . import _constants as constants
 from ._base_client import (
     _NO_CHANGE,
     Call,
@@ -198,7 +198,7 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
 
     def _wait(self, effect: Wait) -> RequestOutcome:
         while (remaining := effect.deadline.remaining()) > 0:
-            call = self._get_call(effect, min(remaining, C.LONG_POLL_READ_TIMEOUT))
+            call = self._get_call(effect, min(remaining, constants.LONG_POLL_READ_TIMEOUT))
             try:
                 reply = self._call(call)
             except APITimeoutError as exc:
@@ -539,7 +539,7 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         Raises the classified error for a failed request, ``RequestCancelledError``, or
         ``WaitTimeoutError`` when ``timeout`` passes first.
         """
-        seconds = self._wait_timeout_arg(timeout, C.DEFAULT_WAIT_TIMEOUT)
+        seconds = self._wait_timeout_arg(timeout, constants.DEFAULT_WAIT_TIMEOUT)
         return self._run(self._flow_wait_for_request(request_id, Deadline.after(seconds)))
 
     def cancel_request(self, request_id: str) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import _constants as C
+from . import _constants as constants
 from ._redact import Secret
 from .errors import ConfigurationError
 
@@ -176,7 +176,7 @@ def resolve_settings(
     elif isinstance(endpoint := from_file("endpoint"), str) and endpoint:
         server = parse_server_url(endpoint, name="api_server.endpoint in ~/.sky/config.yaml")
     else:
-        server = ServerURL(C.DEFAULT_BASE_URL)
+        server = ServerURL(constants.DEFAULT_BASE_URL)
 
     secret: Secret | None
     if token is not None:
@@ -202,13 +202,13 @@ def resolve_settings(
     elif env.get(ENV_MAX_RETRIES):
         retries = parse_non_negative_int(env[ENV_MAX_RETRIES], name=ENV_MAX_RETRIES)
     else:
-        retries = C.DEFAULT_MAX_RETRIES
+        retries = constants.DEFAULT_MAX_RETRIES
 
-    delay = duration(retry_delay, "retry_delay", ENV_RETRY_DELAY, C.DEFAULT_RETRY_DELAY)
+    delay = duration(retry_delay, "retry_delay", ENV_RETRY_DELAY, constants.DEFAULT_RETRY_DELAY)
     max_delay = (
         parse_duration(retry_max_delay, name="retry_max_delay")
         if retry_max_delay is not None
-        else C.DEFAULT_RETRY_MAX_DELAY
+        else constants.DEFAULT_RETRY_MAX_DELAY
     )
     if max_delay < delay:
         raise ConfigurationError(
@@ -218,11 +218,13 @@ def resolve_settings(
         base_url=server.url,
         token=secret,
         basic_auth=server.basic_auth,
-        timeout=duration(timeout, "timeout", ENV_TIMEOUT, C.DEFAULT_TIMEOUT),
+        timeout=duration(timeout, "timeout", ENV_TIMEOUT, constants.DEFAULT_TIMEOUT),
         max_retries=retries,
         retry_delay=delay,
         retry_max_delay=max_delay,
-        launch_timeout=duration(None, "", ENV_LAUNCH_TIMEOUT, C.DEFAULT_LAUNCH_TIMEOUT),
-        terminate_timeout=duration(None, "", ENV_TERMINATE_TIMEOUT, C.DEFAULT_TERMINATE_TIMEOUT),
-        status_timeout=duration(None, "", ENV_STATUS_TIMEOUT, C.DEFAULT_STATUS_TIMEOUT),
+        launch_timeout=duration(None, "", ENV_LAUNCH_TIMEOUT, constants.DEFAULT_LAUNCH_TIMEOUT),
+        terminate_timeout=duration(
+            None, "", ENV_TERMINATE_TIMEOUT, constants.DEFAULT_TERMINATE_TIMEOUT
+        ),
+        status_timeout=duration(None, "", ENV_STATUS_TIMEOUT, constants.DEFAULT_STATUS_TIMEOUT),
     )

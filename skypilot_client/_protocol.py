@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _constants as C
+from . import _constants as constants
 from ._redact import Redactor
 from .errors import (
     MalformedResponseError,
@@ -79,8 +79,8 @@ def base_headers() -> dict[str, str]:
     from ._version import __version__
 
     return {
-        C.HEADER_API_VERSION: str(C.API_VERSION),
-        C.HEADER_VERSION: C.SERVER_VERSION,
+        constants.HEADER_API_VERSION: str(constants.API_VERSION),
+        constants.HEADER_VERSION: constants.SERVER_VERSION,
         "User-Agent": f"skypilot-sdk/{__version__}",
         "Accept": "application/json",
     }
@@ -110,7 +110,9 @@ _NULLABLE_KEYS = frozenset({"job_ids", "job_id", "request_options", "request_ids
 
 def server_api_version(headers: Mapping[str, str]) -> int | None:
     """The server's API version from response headers (None when it sent none)."""
-    value = headers.get(C.HEADER_API_VERSION.lower()) or headers.get(C.HEADER_API_VERSION)
+    value = headers.get(constants.HEADER_API_VERSION.lower()) or headers.get(
+        constants.HEADER_API_VERSION
+    )
     try:
         return int(value) if value is not None else None
     except ValueError:
@@ -119,7 +121,9 @@ def server_api_version(headers: Mapping[str, str]) -> int | None:
 
 def request_id_of(headers: Mapping[str, str]) -> str | None:
     """The request id the server minted for this call."""
-    return headers.get(C.HEADER_REQUEST_ID.lower()) or headers.get(C.HEADER_REQUEST_ID)
+    return headers.get(constants.HEADER_REQUEST_ID.lower()) or headers.get(
+        constants.HEADER_REQUEST_ID
+    )
 
 
 def parse_json(content: bytes) -> Any:
@@ -371,13 +375,13 @@ def version_problem(
         return VersionMismatchError(
             f"{operation}: the server sent no API version; it predates SkyPilot 0.11 and "
             f"this client needs API version {min_version} or newer. Upgrade the server "
-            f'(pip install -U "skypilot=={C.SERVER_VERSION}").'
+            f'(pip install -U "skypilot=={constants.SERVER_VERSION}").'
         )
     if server_version < min_version:
         return VersionMismatchError(
             f"{operation}: the server's API version is {server_version}, but this operation "
             f"needs {min_version} or newer. Upgrade the server "
-            f'(pip install -U "skypilot=={C.SERVER_VERSION}").',
+            f'(pip install -U "skypilot=={constants.SERVER_VERSION}").',
             server_api_version=server_version,
         )
     return None

@@ -19,12 +19,12 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
-from . import _constants as C
+from . import _constants as constants
 
 __all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "parse_retry_after"]
 
 #: The longest ``Retry-After`` (seconds) either package waits out by itself.
-MAX_RETRY_AFTER = C.MAX_RETRY_AFTER
+MAX_RETRY_AFTER = constants.MAX_RETRY_AFTER
 
 if TYPE_CHECKING:  # tenacity (and the asyncio it imports) loads on the first call
     import tenacity
@@ -64,10 +64,10 @@ def _finite(value: str | None) -> float | None:
 class RetryPolicy:
     """Capped exponential backoff with jitter that honours Retry-After up to a cap."""
 
-    max_retries: int = C.DEFAULT_MAX_RETRIES
-    initial_delay: float = C.DEFAULT_RETRY_DELAY
-    max_delay: float = C.DEFAULT_RETRY_MAX_DELAY
-    max_retry_after: float = C.MAX_RETRY_AFTER
+    max_retries: int = constants.DEFAULT_MAX_RETRIES
+    initial_delay: float = constants.DEFAULT_RETRY_DELAY
+    max_delay: float = constants.DEFAULT_RETRY_MAX_DELAY
+    max_retry_after: float = constants.MAX_RETRY_AFTER
     jitter: float = 0.25
     logger_name: str = "skypilot_client"
 

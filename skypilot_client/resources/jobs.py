@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from .. import _constants as C
+from .. import _constants as constants
 from .._base_client import BaseClient, HttpClientT
 from .._deadline import Deadline
 from .._effects import Call, Collect, Collected, Flow, Wait
@@ -108,7 +108,7 @@ class JobFlows(BaseClient[HttpClientT]):
         call = self._submit(
             "/logs", fields, operation="logs", submits_work=False, cluster_name=request.cluster_name
         )
-        return replace(call, read_timeout=C.STREAM_READ_TIMEOUT)
+        return replace(call, read_timeout=constants.STREAM_READ_TIMEOUT)
 
     def _flow_logs(self, request: LogsRequest, deadline: Deadline) -> Flow[JobLogs]:
         from ..models import JobLogs

@@ -17,7 +17,7 @@ from contextlib import aclosing, closing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .. import _constants as C
+from .. import _constants as constants
 from .._base_client import BaseClient
 from .._deadline import Deadline
 from .._effects import Call, Collect, Collected, Flow, Wait
@@ -247,7 +247,7 @@ class ManagedJobFlows:
             "tail": tail,
         }
         call = self._core._submit("/jobs/logs", fields, operation="jobs.logs", submits_work=False)
-        return replace(call, read_timeout=C.STREAM_READ_TIMEOUT, deadline=deadline)
+        return replace(call, read_timeout=constants.STREAM_READ_TIMEOUT, deadline=deadline)
 
     def logs(self, call: Call, deadline: Deadline) -> Flow[ManagedJobLogs]:
         """Read the whole stream, then its request's result (the exit code)."""
@@ -457,7 +457,7 @@ class ManagedJobs:
         The server polls the job every ``poll_interval`` seconds (5 or more). Raises
         ``WaitTimeoutError`` when ``timeout`` (default 300 s) passes first.
         """
-        deadline = _default(timeout, C.DEFAULT_WAIT_TIMEOUT)
+        deadline = _default(timeout, constants.DEFAULT_WAIT_TIMEOUT)
         flow = self._flows.wait(job_id, name=name, deadline=deadline, poll_interval=poll_interval)
         try:
             return self._client._run(flow)
@@ -580,7 +580,7 @@ class AsyncManagedJobs:
     ) -> int:
         """Wait until the managed job ends; its exit code (``WaitTimeoutError`` by
         ``timeout``, default 300 s)."""
-        deadline = _default(timeout, C.DEFAULT_WAIT_TIMEOUT)
+        deadline = _default(timeout, constants.DEFAULT_WAIT_TIMEOUT)
         flow = self._flows.wait(job_id, name=name, deadline=deadline, poll_interval=poll_interval)
         try:
             return await self._client._run(flow)

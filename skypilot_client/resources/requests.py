@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import _constants as C
+from .. import _constants as constants
 from .._base_client import BaseClient, HttpClientT
 from .._deadline import Deadline
 from .._effects import Call, Flow, Wait
@@ -37,7 +37,7 @@ class RequestFlows(BaseClient[HttpClientT]):
             "/api/stream",
             "stream",
             params=params,
-            read_timeout=C.STREAM_READ_TIMEOUT,
+            read_timeout=constants.STREAM_READ_TIMEOUT,
             deadline=deadline,
         )
 

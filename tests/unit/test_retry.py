@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pytest_httpx import HTTPXMock
 
 from skypilot_client import AsyncSkyPilotClient, LaunchRequest, SkyPilotClient
-from skypilot_client import _constants as C
+from skypilot_client import _constants as constants
 from skypilot_client.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -192,9 +192,9 @@ def test_delay_ignores_retry_after_above_cap(retry_after: float) -> None:
 
 def test_default_policy_matches_constants() -> None:
     policy = RetryPolicy()
-    assert policy.max_retries == C.DEFAULT_MAX_RETRIES
-    assert policy.max_retry_after == C.MAX_RETRY_AFTER
-    assert policy.delay(1, C.MAX_RETRY_AFTER, 0.0) == C.MAX_RETRY_AFTER
+    assert policy.max_retries == constants.DEFAULT_MAX_RETRIES
+    assert policy.max_retry_after == constants.MAX_RETRY_AFTER
+    assert policy.delay(1, constants.MAX_RETRY_AFTER, 0.0) == constants.MAX_RETRY_AFTER
 
 
 @pytest.mark.parametrize(
@@ -539,5 +539,5 @@ async def test_launch_sends_health_once_then_submits(mode: str, httpx_mock: HTTP
     assert result.value == REQUEST_ID
     sent = httpx_mock.get_requests()
     assert [(r.method, r.url.path) for r in sent] == [("GET", "/api/health"), ("POST", "/launch")]
-    assert all(r.headers["X-SkyPilot-API-Version"] == str(C.API_VERSION) for r in sent)
+    assert all(r.headers["X-SkyPilot-API-Version"] == str(constants.API_VERSION) for r in sent)
     assert result.delays == []
