@@ -14,7 +14,7 @@ from the server's ``/api/get`` poll back-off; PROTOCOL.md section 13 in the shar
 reference), so medians can jump between the two modes and 30 rounds are noisy; the CPU time
 per call, measured in this process only, shows the client's own cost without the server.
 
-    python benchmarks/call_overhead.py [--rounds 30] [--url URL] [--venv-dir DIR]
+    python -m benchmarks.call_overhead [--rounds 30] [--url URL] [--venv-dir DIR]
 """
 
 from __future__ import annotations
@@ -30,13 +30,11 @@ from pathlib import Path
 
 import httpx
 
+from scripts.local_server import LocalSkyPilotServer, default_venv_dir
+from skypilot_client import SkyPilotClient
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-sys.path.insert(0, str(REPO_ROOT))
 
-from local_server import LocalSkyPilotServer, default_venv_dir  # noqa: E402
-
-from skypilot_client import SkyPilotClient  # noqa: E402
 
 TARGET_RATIO = 1.10
 # Headers httpx computes per request; everything else is copied from the client's request.

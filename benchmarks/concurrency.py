@@ -21,7 +21,7 @@ once warm. So ``--warmup-calls`` (default 40, through a pool of 10, not counted)
 result; 200 queued status requests can take the server longer than that on a slow machine,
 so this script sets ``--status-timeout`` (default 180 s) for its client, unless you pass 0.
 
-    python benchmarks/concurrency.py [--calls 200] [--max-connections 100 20] [--url URL]
+    python -m benchmarks.concurrency [--calls 200] [--max-connections 100 20] [--url URL]
                                      [--warmup-calls 40] [--status-timeout 180]
 """
 
@@ -42,13 +42,11 @@ from pathlib import Path
 
 import httpx
 
+from scripts.local_server import LocalSkyPilotServer, default_venv_dir
+from skypilot_client import AsyncSkyPilotClient
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
-sys.path.insert(0, str(REPO_ROOT))
 
-from local_server import LocalSkyPilotServer, default_venv_dir  # noqa: E402
-
-from skypilot_client import AsyncSkyPilotClient  # noqa: E402
 
 STATUS_TIMEOUT_ENV = "SKYPILOT_STATUS_TIMEOUT"
 WARMUP_POOL = 10

@@ -15,7 +15,7 @@ warmed by one uncounted run of every statement first.
 Target: ``from sky.client import sdk`` takes 10x (or more) the time of
 ``from skypilot_client import SkyPilotClient, AsyncSkyPilotClient``.
 
-    python benchmarks/import_time.py [--runs 9] [--sky-python PATH] [--check]
+    python -m benchmarks.import_time [--runs 9] [--sky-python PATH] [--check]
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from scripts.local_server import default_venv_dir
 
-from local_server import default_venv_dir  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 TARGET_RATIO = 10.0
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     sky_python = args.sky_python or default_venv_dir() / "bin" / "python"
     if not Path(sky_python).exists():
         print(
-            f"error: {sky_python} does not exist; run `python scripts/local_server.py install` "
+            f"error: {sky_python} does not exist; run `python -m scripts.local_server install` "
             "or pass --sky-python",
             file=sys.stderr,
         )
@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             "skypilot_client (both clients)",
             ours,
             "from skypilot_client import SkyPilotClient, AsyncSkyPilotClient",
+        ),
+        Case(
+            "skypilot_client (client + model)",
+            ours,
+            "from skypilot_client import SkyPilotClient, LaunchRequest",
         ),
         Case("official SDK", str(sky_python), "from sky.client import sdk"),
     ]
@@ -151,20 +156,25 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"\nour python: {ours}\nsky python: {sky_python}\n")
 
-    baseline, package, clients, sdk = cases
+    baseline, package, clients, launch, sdk = cases
     ratio_clients = sdk.import_median / clients.import_median
+    ratio_launch = sdk.import_median / launch.import_median
     ratio_package = sdk.import_median / package.import_median
     ratio_process = sdk.process_median / clients.process_median
     print(f"official SDK / skypilot_client (both clients), import:  {ratio_clients:6.2f}x")
+    print(f"official SDK / skypilot_client (client + model), import: {ratio_launch:5.2f}x")
     print(f"official SDK / skypilot_client (package), import:       {ratio_package:6.2f}x")
     print(f"official SDK / skypilot_client (both clients), process: {ratio_process:6.2f}x")
     print(
         "skypilot_client (both clients) - httpx + pydantic:       "
         f"{(clients.import_median - baseline.import_median) * 1000:5.0f} ms of our own"
     )
-    met = ratio_clients >= TARGET_RATIO
+    met = min(ratio_clients, ratio_launch) >= TARGET_RATIO
     verdict = "MET" if met else "MISSED"
-    print(f"\ntarget: >= {TARGET_RATIO:g}x for the import of both clients -> {verdict}")
+    print(
+        f"\ntarget: >= {TARGET_RATIO:g}x for both clients and for client + LaunchRequest "
+        f"-> {verdict}"
+    )
     return 1 if args.check and not met else 0
 
 

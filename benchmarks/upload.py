@@ -15,7 +15,7 @@ the peak grew during the upload (peak after minus peak before: the upload's own 
 The official client skips uploads when it thinks the server is local, i.e. its URL is the
 local default port (46580); the server started here listens on another port, so it uploads.
 
-    python benchmarks/upload.py [--size-mb 200] [--rounds 2] [--url URL] [--venv-dir DIR]
+    python -m benchmarks.upload [--size-mb 200] [--rounds 2] [--url URL] [--venv-dir DIR]
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from scripts.local_server import LocalSkyPilotServer, default_venv_dir
 
-from local_server import LocalSkyPilotServer, default_venv_dir  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 FILE_MB = 4  # the workdir is made of files this big, plus a few small ones
 

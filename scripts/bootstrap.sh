@@ -24,4 +24,4 @@ echo "==> installing skypilot-sdk with its dev tools into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,codegen]'
 
 echo "==> ensuring the SkyPilot 0.14.1 server venv (first run downloads it, ~1 min)"
-.venv/bin/python scripts/local_server.py install
+.venv/bin/python -m scripts.local_server install

@@ -4,7 +4,7 @@ Starts SkyPilot 0.14.1 offline on loopback (own venv, isolated HOME, a small han
 catalog, the Hyperbolic cloud enabled by a key file), then walks through what a platform
 team does with the client, and stops the server at the end.
 
-    bash scripts/demo.sh              # or: python scripts/demo.py [--url URL]
+    bash scripts/demo.sh              # or: python -m scripts.demo [--url URL]
 
 With ``--url`` it talks to a server you already run instead of starting one.
 """
@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from local_server import LocalSkyPilotServer
-
+from scripts.local_server import LocalSkyPilotServer
 from skypilot_client import (
     EstimateCostRequest,
     LaunchRequest,

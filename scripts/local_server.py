@@ -29,8 +29,8 @@ What a started server looks like:
 
 CLI::
 
-    python scripts/local_server.py install            # ensure the venv, print its python
-    python scripts/local_server.py run [--port N] [--auth]
+    python -m scripts.local_server install            # ensure the venv, print its python
+    python -m scripts.local_server run [--port N] [--auth]
 
 Library::
 

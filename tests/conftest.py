@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from local_server import LocalSkyPilotServer  # noqa: E402
+from scripts.local_server import LocalSkyPilotServer
 
 # Secrets used by the tests. A test scans every cassette and captured log for them.
 SENTINEL_TOKEN = "sky_SENTINEL-token-6f1d2c"

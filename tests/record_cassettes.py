@@ -7,16 +7,13 @@ tests/scenarios.py with the sync client and writes cassettes/skypilot/<scenario>
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from scripts.local_server import LocalSkyPilotServer
+from skypilot_client import SkyPilotClient
+from tests.scenarios import CASSETTES, SCENARIOS, make_vcr, run_sync
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from local_server import LocalSkyPilotServer  # noqa: E402
-
-from skypilot_client import SkyPilotClient  # noqa: E402
-from tests.scenarios import CASSETTES, SCENARIOS, make_vcr, run_sync  # noqa: E402
 
 
 def main() -> int:

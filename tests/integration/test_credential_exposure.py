@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from local_server import LocalSkyPilotServer, version_headers
 
+from scripts.local_server import LocalSkyPilotServer, version_headers
 from skypilot_client import AWSCredentials, CloudCredentials, LaunchRequest, SkyPilotClient
 from skypilot_client.errors import SkyPilotError
 from tests.conftest import SENTINEL_AWS_KEY_ID, SENTINEL_AWS_SECRET

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_server import LocalSkyPilotServer
 
+from scripts.local_server import LocalSkyPilotServer
 from skypilot_client import (
     AsyncSkyPilotClient,
     ClusterCost,

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from local_server import LocalSkyPilotServer
 
+from scripts.local_server import LocalSkyPilotServer
 from skypilot_client import (
     AsyncSkyPilotClient,
     AWSCredentials,

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from local_server import LocalSkyPilotServer
 
+from scripts.local_server import LocalSkyPilotServer
 from skypilot_client import AsyncSkyPilotClient, SkyPilotClient, errors
 from skypilot_client._base_client import Call
 from tests.integration.test_live_server import iter_once

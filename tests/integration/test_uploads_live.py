@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from local_server import LocalSkyPilotServer, default_venv_dir
 
+from scripts.local_server import LocalSkyPilotServer, default_venv_dir
 from skypilot_client import (
     AsyncSkyPilotClient,
     ExecuteRequest,

@@ -1,0 +1,1 @@
+"""Runnable comparisons that print ratios (``python -m benchmarks.<name>``); not tests."""
