@@ -25,6 +25,8 @@ from ..types import (
 )
 from . import _mapping as mapping
 
+#: The login user of Lambda's Ubuntu-based images (Lambda docs: "ssh ubuntu@<instance IP>").
+LOGIN_USER = "ubuntu"
 logger = logging.getLogger("gpu_providers")
 #: InstanceLaunchRequest.user_data "cannot exceed 1MB" (Lambda Cloud API 1.8.3); we count
 #: 1 MB as 10**6 bytes of UTF-8 to stay on the safe side of either reading.
@@ -58,6 +60,9 @@ class _LambdaCore(ProviderCore):
             # cloud-init user_data: the script, and env written to /etc/environment by it
             ProviderFeature.STARTUP_SCRIPT,
             ProviderFeature.ENVIRONMENT,
+            # an extra key, installed by the same first-boot script (one registered key is
+            # still required by the launch API)
+            ProviderFeature.SSH_PUBLIC_KEY,
         }
     )
     rate_limit = RateLimitSpec(
@@ -108,13 +113,21 @@ class _LambdaCore(ProviderCore):
         return code
 
     def _user_data(self, request: LaunchRequest) -> str | None:
-        """cloud-init user data for ``startup_script`` and ``env`` (None without either).
+        """cloud-init user data for ``startup_script``, ``env`` and ``ssh_public_key`` (None
+        without any).
 
-        Lambda has no environment field, so ``env`` goes into /etc/environment through the
-        same first-boot script (gpu_providers/_startup.py); a script alone is sent as it is
-        (with ``#!/bin/bash`` added when it has no ``#!`` line).
+        Lambda has no environment field and takes only registered keys, so ``env`` goes into
+        /etc/environment and an extra public key into the login user's authorized_keys
+        through the same first-boot script (gpu_providers/_startup.py); a script alone is
+        sent as it is (with ``#!/bin/bash`` added when it has no ``#!`` line).
         """
-        user_data = boot_script(self.name, script=request.startup_script, env=request.env)
+        user_data = boot_script(
+            self.name,
+            script=request.startup_script,
+            env=request.env,
+            public_key=request.ssh_public_key,
+            user=LOGIN_USER if request.ssh_public_key else None,
+        )
         if user_data is not None and len(user_data.encode()) > USER_DATA_MAX_BYTES:
             raise InvalidRequestError(
                 "startup_script and env make a cloud-init user_data larger than Lambda's 1 MB",
@@ -170,10 +183,11 @@ class _LambdaCore(ProviderCore):
             raise UnsupportedFeatureError(
                 "Lambda instance types have a fixed disk; leave disk_gb unset", provider=self.name
             )
-        if len(request.ssh_key_names) != 1 or request.ssh_public_key:
+        if len(request.ssh_key_names) != 1:
             raise InvalidRequestError(
                 "Lambda launches need exactly one registered SSH key: ssh_key_names=['name'] "
-                "(register a public key first with add_ssh_key)",
+                "(register a public key first with add_ssh_key; ssh_public_key adds another "
+                "at first boot)",
                 provider=self.name,
             )
         offers = yield from self._flow_offers(GPUFilters())

@@ -158,6 +158,7 @@ def offers_from_types(items: Iterable[Any]) -> list[GPUOffer]:
             "disk_gb": itype.specs.storage_gib,
             "hourly_price": round(price, 4),
             "price_per_gpu": round(price / count, 4),
+            "price_source": "GET /api/v1/instance-types: instance_type.price_cents_per_hour",
         }
         regions = [r.name for r in item.regions_with_capacity_available]
         if not regions:

@@ -66,11 +66,24 @@ def _shell_value(exports: str, name: str) -> str:
 # -- user_data ------------------------------------------------------------------------------
 
 
-def test_features_say_startup_script_and_environment_not_a_raw_public_key() -> None:
+def test_features_say_startup_script_environment_and_public_key() -> None:
     client = Driver("sync", refuse).client
     assert client.supports_feature(ProviderFeature.STARTUP_SCRIPT)
     assert client.supports_feature(ProviderFeature.ENVIRONMENT)
-    assert not client.supports_feature(ProviderFeature.SSH_PUBLIC_KEY)
+    assert client.supports_feature(ProviderFeature.SSH_PUBLIC_KEY)
+
+
+@pytest.mark.anyio
+async def test_a_public_key_reaches_the_login_user_at_first_boot(mode: str) -> None:
+    account = D.DocumentedLambda()
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExtraKeyForTheTeam laptop"
+    async with Driver(mode, account) as call:
+        await call("launch_instance", launch_request(ssh_public_key=key))
+    body = _launch_body(account)
+    assert body["ssh_key_names"] == [D.SSH_KEY_NAME]  # the registered key the API requires
+    user_data = body["user_data"]
+    assert "install -d -m 700 -o ubuntu -g ubuntu /home/ubuntu/.ssh" in user_data
+    assert f"printf '%s\\n' '{key}' >> /home/ubuntu/.ssh/authorized_keys" in user_data
 
 
 @pytest.mark.anyio
