@@ -1,8 +1,8 @@
 """Uploading a 200 MB workdir to a real local SkyPilot server: ours against the official client.
 
 Each side runs in its own fresh subprocess (so its peak RSS is its own): ours is
-``skypilot_client._uploads.upload_local_files`` driven by ``SkyPilotClient`` in this Python;
-the official one is ``sky.client.common.upload_mounts_to_api_server`` in the SkyPilot venv's
+``skypilot_client.resources.uploads.upload_local_files`` driven by ``SkyPilotClient`` in this
+Python; the official one is ``sky.client.common.upload_mounts_to_api_server`` in the SkyPilot venv's
 Python. Both do the whole job: walk, zip into a temporary file, blob id, ``GET
 /upload_v2/blob``, chunk POSTs, and the server assembles and extracts. Imports and the first
 health check happen before the clock starts. Every run uploads a workdir with fresh random
@@ -44,7 +44,7 @@ OURS = r"""
 import json, resource, sys, time
 from skypilot_client import SkyPilotClient
 from skypilot_client._effects import Call
-from skypilot_client._uploads import upload_local_files
+from skypilot_client.resources.uploads import upload_local_files
 
 url, workdir = sys.argv[1], sys.argv[2]
 with SkyPilotClient(url, timeout=60) as client:

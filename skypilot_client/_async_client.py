@@ -267,7 +267,7 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
 
         The submission is never replayed once it may have reached the server.
         """
-        from ._uploads import flow_submit_launch  # uploads: local files go first
+        from .resources.uploads import flow_submit_launch  # uploads: local files go first
 
         request_id = await self._run(flow_submit_launch(self, request))
         return AsyncRequestHandle(

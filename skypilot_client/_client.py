@@ -264,7 +264,7 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
 
         The submission is never replayed once it may have reached the server.
         """
-        from ._uploads import flow_submit_launch  # uploads: local files go first
+        from .resources.uploads import flow_submit_launch  # uploads: local files go first
 
         request_id = self._run(flow_submit_launch(self, request))
         return RequestHandle(

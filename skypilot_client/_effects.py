@@ -40,7 +40,7 @@ class Call:
     deadline: Deadline | None = None
     #: This request's own credentials, redacted from its errors (besides the client's token).
     secrets: tuple[str, ...] = ()
-    #: uploads: a raw body streamed instead of ``json`` (``_uploads.FileSlice``).
+    #: uploads: a raw body streamed instead of ``json`` (``resources.uploads.FileSlice``).
     content: httpx.SyncByteStream | httpx.AsyncByteStream | None = None
     #: download_logs: the answer is a file, not JSON (``Reply.content``; ``data`` is None).
     binary: bool = False

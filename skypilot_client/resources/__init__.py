@@ -4,8 +4,10 @@
 ``clusters.py`` (launch, status, stop/start/terminate, autostop, cost, endpoints),
 ``jobs.py`` (jobs on a cluster: execute/submit, logs, job status, cancel, queue,
 download_logs), ``facts.py`` (``check``, ``cost_report``), ``requests.py`` (server requests:
-get, list, wait, cancel, stream) and ``managed_jobs.py`` (``client.jobs``: managed jobs, run
-by its own ``ManagedJobs``/``AsyncManagedJobs``). ``ResourceFlows`` puts the others together;
+get, list, wait, cancel, stream), ``managed_jobs.py`` (``client.jobs``: managed jobs, run by
+its own ``ManagedJobs``/``AsyncManagedJobs``) and ``uploads.py`` (a task's local files, sent
+before launch, exec and managed-job launch; imported on first use). ``ResourceFlows`` puts
+the others together;
 ``SkyPilotClient`` and ``AsyncSkyPilotClient`` run its flows with their own I/O.
 """
 

@@ -49,7 +49,7 @@ class JobFlows(BaseClient[HttpClientT]):
             credentials=request.credentials,
             cluster_name=request.cluster_name,
         )
-        from .._uploads import upload_local_files  # uploads: the local workdir goes first
+        from .uploads import upload_local_files  # uploads: the local workdir goes first
 
         call = yield from upload_local_files(
             self, call, on_progress=request.on_upload_progress, timeout=deadline.remaining()

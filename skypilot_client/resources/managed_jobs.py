@@ -108,7 +108,7 @@ class ManagedJobFlows:
         self, call: Call, on_upload_progress: Callable[[ProgressEvent], object] | None
     ) -> Flow[str]:
         """Upload the task's local files (as a launch does), then submit; the request id."""
-        from .._uploads import upload_local_files
+        from .uploads import upload_local_files
 
         call = yield from upload_local_files(self._core, call, on_progress=on_upload_progress)
         request_id: str = yield from self._core._flow_submit(call)

@@ -25,7 +25,7 @@ from skypilot_client import (
     SkyPilotClient,
     errors,
 )
-from skypilot_client import _uploads as uploads
+from skypilot_client.resources import uploads
 
 pytestmark = pytest.mark.integration
 

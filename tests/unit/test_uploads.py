@@ -27,7 +27,6 @@ from skypilot_client import (
     ProgressEvent,
     SkyPilotClient,
 )
-from skypilot_client import _uploads as uploads
 from skypilot_client._deadline import Deadline
 from skypilot_client._effects import Call
 from skypilot_client.errors import (
@@ -36,6 +35,7 @@ from skypilot_client.errors import (
     NotFoundError,
     SkyPilotError,
 )
+from skypilot_client.resources import uploads
 from tests.conftest import SENTINEL_TOKEN
 
 pytestmark = pytest.mark.anyio

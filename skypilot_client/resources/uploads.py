@@ -36,14 +36,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._tasks import dump_task, load_task
-from .errors import APITimeoutError, InvalidInputError, MalformedResponseError, SkyPilotError
+from .._tasks import dump_task, load_task
+from ..errors import APITimeoutError, InvalidInputError, MalformedResponseError, SkyPilotError
 
 if TYPE_CHECKING:
-    from ._base_client import BaseClient
-    from ._effects import Call, Flow, Reply
-    from .models import LaunchRequest, ProgressEvent
-    from .resources.clusters import ClusterFlows
+    from .._base_client import BaseClient
+    from .._effects import Call, Flow, Reply
+    from ..models import LaunchRequest, ProgressEvent
+    from .clusters import ClusterFlows
 
 logger = logging.getLogger("skypilot_client.uploads")
 
@@ -456,7 +456,7 @@ class _Progress:
     def report(self, percent: int, message: str) -> None:
         if self.callback is None or percent <= self.percent:
             return
-        from .models import LaunchPhase, ProgressEvent
+        from ..models import LaunchPhase, ProgressEvent
 
         self.percent = percent
         event = ProgressEvent(
@@ -570,7 +570,7 @@ def flow_submit_launch(client: ClusterFlows[Any], request: LaunchRequest) -> Flo
 def _send(
     client: BaseClient[Any], packed: PackedZip, progress: _Progress, deadline: float, seconds: float
 ) -> Flow[UploadResult]:
-    from ._effects import Call
+    from .._effects import Call
 
     user_hash = client._identity["SKYPILOT_USER_ID"]
     version = client.server_api_version
