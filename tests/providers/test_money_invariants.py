@@ -169,17 +169,15 @@ def test_a_launch_is_retried_only_when_it_never_left(mode: str) -> None:
     assert documented.count("POST", "/instance-operations/launch") == 1
 
 
-def test_a_cancelled_launch_names_the_instance_it_may_leave(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The caller's own cancellation propagates; the log says what bills meanwhile."""
+def _cancel_while_on(path: str, *, check_usable: bool = False) -> D.DocumentedLambda:
+    """Launch (async) and cancel the call while its request to ``path`` hangs."""
     documented = D.DocumentedLambda()
     reached = asyncio.Event()
 
     async def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == GET_LAUNCHED:
+        if request.url.path == path:
             reached.set()
-            await asyncio.Event().wait()  # the read-back hangs until cancelled
+            await asyncio.Event().wait()  # this request never comes back
         return documented(request)
 
     async def main() -> None:
@@ -193,9 +191,19 @@ def test_a_cancelled_launch_names_the_instance_it_may_leave(
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+            if check_usable:
+                assert len(await client.list_instances()) == 4  # breaker and limiter usable
 
+    asyncio.run(main())
+    return documented
+
+
+def test_a_cancelled_launch_names_the_instance_it_may_leave(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The caller's own cancellation propagates; the log says what bills meanwhile."""
     with caplog.at_level(logging.WARNING, logger="gpu_providers"):
-        asyncio.run(main())
+        documented = _cancel_while_on(GET_LAUNCHED)  # the read-back hangs until cancelled
     assert D.ID_LAUNCHED in documented.instances
     [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert D.ID_LAUNCHED in record.getMessage()
@@ -205,30 +213,8 @@ def test_a_cancelled_launch_names_the_instance_it_may_leave(
 def test_a_launch_cancelled_on_the_wire_is_logged_as_maybe_submitted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    documented = D.DocumentedLambda()
-    reached = asyncio.Event()
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == LAUNCH_PATH:
-            reached.set()
-            await asyncio.Event().wait()  # the launch POST never comes back
-        return documented(request)
-
-    async def main() -> None:
-        clock = FakeClock()
-        client = create_async_provider(
-            "lambda", api_key=KEY, transport=httpx.MockTransport(handler)
-        )
-        async with attach(client, clock, clock.asleep):
-            task = asyncio.create_task(client.launch_instance(LAUNCH))
-            await reached.wait()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert len(await client.list_instances()) == 4  # breaker and limiter still usable
-
     with caplog.at_level(logging.WARNING, logger="gpu_providers"):
-        asyncio.run(main())
+        _cancel_while_on(LAUNCH_PATH, check_usable=True)  # the launch POST never comes back
     [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "may have reached Lambda Cloud" in record.getMessage()
     assert "instance: unknown" in record.getMessage()

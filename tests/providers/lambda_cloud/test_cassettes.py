@@ -26,7 +26,7 @@ from tests.providers.cassettes import (
     load_interactions,
     provider_vcr,
 )
-from tests.providers.timekeeping import attach
+from tests.providers.timekeeping import FakeClock, attach
 
 from . import documented as D
 from .record import DIRECTORY, is_documented, main, provenance_text
@@ -35,26 +35,8 @@ from .scenarios import RECORDING_KEY, SCENARIOS, Outcome, Scenario, run_async, r
 NAMES = sorted(SCENARIOS)
 
 
-class FakeClock:
-    """Time that only moves when the client sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-
 def replay_sync(scenario: Scenario) -> tuple[list[Outcome], list[float]]:
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     with (
         provider_vcr("lambda", "none").use_cassette(f"{scenario.name}.yaml") as cassette,
         attach(create_provider("lambda", api_key=scenario.api_key), clock, clock.sleep) as client,
@@ -65,7 +47,7 @@ def replay_sync(scenario: Scenario) -> tuple[list[Outcome], list[float]]:
 
 
 async def replay_async(scenario: Scenario) -> tuple[list[Outcome], list[float]]:
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     with provider_vcr("lambda", "none").use_cassette(f"{scenario.name}.yaml") as cassette:
         async with attach(
             create_async_provider("lambda", api_key=scenario.api_key), clock, clock.asleep
@@ -401,7 +383,7 @@ def test_documented_cassette_equals_a_fresh_run(name: str) -> None:
     if not is_documented(DIRECTORY / f"{name}.yaml"):
         pytest.skip(f"{name}.yaml was re-recorded live")
     scenario = SCENARIOS[name]
-    clock = FakeClock()
+    clock = FakeClock(5000.0)
     with attach(
         create_provider(
             "lambda", api_key=scenario.api_key, transport=D.transport(scenario.responder())

@@ -29,10 +29,10 @@ from gpu_providers.errors import (
     WaitTimeoutError,
 )
 from gpu_providers.types import InstanceState, ProviderFeature
-from tests.providers.timekeeping import attach
+from tests.providers.timekeeping import FakeClock, attach
 
 from . import documented as D
-from .test_mapping import KEY, Driver, FakeClock, launch_request, mode, refuse
+from .test_mapping import KEY, Driver, launch_request, mode, refuse
 
 __all__ = ["mode"]  # the sync/async fixture
 

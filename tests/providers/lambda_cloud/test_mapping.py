@@ -36,7 +36,7 @@ from gpu_providers.errors import (
 from gpu_providers.lambda_cloud import _mapping as M
 from gpu_providers.lambda_cloud._generated.models import Instance, InstanceTypes
 from gpu_providers.types import InstanceState, ProviderFeature
-from tests.providers.timekeeping import attach
+from tests.providers.timekeeping import FakeClock, attach
 
 from . import documented as D
 from .reference import vendor_error_codes
@@ -257,24 +257,6 @@ def test_prices_per_gpu() -> None:
 
 
 # -- the client, sync and async -------------------------------------------------------------
-
-
-class FakeClock:
-    """Monotonic time that moves only when the client sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 class Driver:
