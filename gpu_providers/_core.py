@@ -452,15 +452,22 @@ class ProviderCore:
         if instance_id and error.instance_id is None:
             error.instance_id = instance_id
 
-    def _malformed(self, effect: Effect, exc: BaseException) -> ProviderError:
-        """An answer we cannot read (body off the documented schema, a status we cannot parse)."""
+    def _malformed(
+        self,
+        effect: Effect,
+        exc: BaseException,
+        *,
+        what: str = "an answer that does not match its documented schema",
+        state: _LaunchState | None = None,
+    ) -> ProviderError:
+        """An answer we cannot read (body off the documented schema, a status we cannot
+        parse, data our mapping trips over); maybe submitted once a launch may have run."""
         error = UnexpectedResponseError(
-            f"{effect.operation}: {self.display_name} sent an answer that does not match its "
-            f"documented schema ({type(exc).__name__})",
+            f"{effect.operation}: {self.display_name} sent {what} ({type(exc).__name__})",
             provider=self.name,
         )
-        if effect.submits_work:
-            self._maybe_submitted(error, None)
+        if effect.submits_work or (state is not None and state.submitted):
+            self._maybe_submitted(error, state.instance_id if state is not None else None)
         return error
 
     def _record_outcome(self, error: ProviderError | None) -> None:
@@ -504,14 +511,9 @@ class ProviderCore:
         except MAPPING_ERRORS as exc:
             if last is None:
                 raise  # before any answer: a bug in our own code, not provider data
-            malformed = UnexpectedResponseError(
-                f"{last}: {self.display_name} sent data our mapping cannot read "
-                f"({type(exc).__name__})",
-                provider=self.name,
-            )
-            if state.submitted:
-                self._maybe_submitted(malformed, state.instance_id)
-            raise malformed from exc
+            read = Effect(operation=last)  # the answer came from this operation
+            what = "data our mapping cannot read"
+            raise self._malformed(read, exc, what=what, state=state) from exc
         if not isinstance(effect, (Created, NothingCreated, Pause)):
             state.operations.append(effect.operation)
         return effect
