@@ -50,9 +50,9 @@ class CredentialSource:
     """Where a provider's API key may be found."""
 
     env_var: str
-    file: str  # relative to the home directory
+    file: str | None  # relative to the home directory; None when the vendor has no file
     file_format: str
-    reader: Callable[[Path], str | None]
+    reader: Callable[[Path], str | None] | None
 
 
 LAMBDA = CredentialSource(
@@ -64,6 +64,8 @@ PAPERSPACE = CredentialSource(
 RUNPOD = CredentialSource(
     "RUNPOD_API_KEY", ".runpod/config.toml", '[default] api_key = "<key>"', _read_runpod_toml
 )
+# TensorDock has no CLI or SDK config file for v2 tokens (FACTS.md): argument or env only.
+TENSORDOCK = CredentialSource("TENSORDOCK_API_TOKEN", None, "", None)
 
 
 def resolve_api_key(
@@ -83,6 +85,11 @@ def resolve_api_key(
     env = os.environ if env is None else env
     if env.get(source.env_var, "").strip():
         return SecretStr(env[source.env_var].strip())
+    if source.file is None or source.reader is None:
+        raise MissingCredentialsError(
+            f"no {provider} API key: pass api_key=... or set {source.env_var}",
+            provider=provider,
+        )
     path = (home or Path.home()) / source.file
     try:
         value_from_file = source.reader(path) if path.is_file() else None

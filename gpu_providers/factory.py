@@ -68,6 +68,13 @@ BUILTIN: tuple[ProviderEntry, ...] = (
         async_class="gpu_providers.runpod:AsyncRunPodProvider",
         extra="runpod",
     ),
+    ProviderEntry(
+        name="tensordock",
+        sync_class="gpu_providers.tensordock:TensorDockProvider",
+        async_class="gpu_providers.tensordock:AsyncTensorDockProvider",
+        aliases=("tensor-dock", "tensor_dock", "tensordock-v2", "tensordock_v2"),
+        extra="tensordock",
+    ),
 )
 
 

@@ -108,6 +108,12 @@ class GPUOffer(_Model):
     price_source: str | None = Field(
         default=None, description="Where the price comes from (the API field or document)"
     )
+    # TensorDock prices a VM from parts; other providers leave this None.
+    price_breakdown: dict[str, float] | None = Field(
+        default=None,
+        description="USD/hour per part of hourly_price where the provider prices parts "
+        "(TensorDock: gpu, vcpu, ram, storage for the offer's vcpus, ram_gb, disk_gb)",
+    )
 
 
 class GPUInstance(_Model):
