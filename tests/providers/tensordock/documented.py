@@ -308,9 +308,7 @@ class DocumentedTensorDock:
 
     def count(self, method: str, route: str) -> int:
         """How many requests hit ``method route`` (route as in ``inject``)."""
-        return sum(
-            1 for r in self.requests if r.method == method and self._route(r)[0] == route
-        )
+        return sum(1 for r in self.requests if r.method == method and self._route(r)[0] == route)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -407,7 +405,7 @@ class DocumentedTensorDock:
             return error(
                 400, "Bad Request", "Insufficient balance: a minimum balance of $1 is required"
             )
-        (v0_name, wanted), = gpus.items()
+        ((v0_name, wanted),) = gpus.items()
         location = next((x for x in locations() if x["id"] == attributes["location_id"]), None)
         if location is None:
             return error(404, "Not Found", "Location not found")
@@ -453,9 +451,8 @@ class DocumentedTensorDock:
     def _delete(self, _: httpx.Request, instance_id: str | None) -> httpx.Response:
         if self.instances.pop(instance_id or "", None) is None:
             return self._missing(instance_id)
-        return self._json(
-            {"data": {"type": "success", "attributes": {"message": "Instance deleted successfully"}}}
-        )
+        done = {"type": "success", "attributes": {"message": "Instance deleted successfully"}}
+        return self._json({"data": done})
 
     def _power(self, instance_id: str | None, answered: str, stored: str) -> httpx.Response:
         if instance_id not in self.instances:
