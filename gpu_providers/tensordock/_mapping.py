@@ -33,6 +33,9 @@ VCPUS_PER_GPU = 4
 RAM_GB_PER_GPU = 16
 #: The docs' minimum storage for a VM.
 MIN_STORAGE_GB = 100
+#: Offers are listed for 1 to this many GPUs of a kind (a host has at most 8-10; a larger
+#: ``max_count`` is not turned into thousands of offers).
+MAX_GPUS_PER_OFFER = 16
 
 #: Status, normalised as the terraform provider does (lower case; spaces, '_' and '-' dropped).
 STATES: dict[str, InstanceState] = {
@@ -307,7 +310,7 @@ def location_offers(locations: Iterable[Any], storage_gb: int | None = None) -> 
             limits = present(gpu.resources)
             most = count(gpu.max_count, "gpus[].max_count", operation) or 0
             gpu_price = number(gpu.price_per_hr, "gpus[].price_per_hr", operation)
-            for gpus in range(1, max(most, 1) + 1):
+            for gpus in range(1, min(max(most, 1), MAX_GPUS_PER_OFFER) + 1):
                 config = config_for(
                     gpus,
                     storage_gb=storage_gb,
@@ -363,7 +366,7 @@ def hostnode_offers(hostnodes: Iterable[Any], storage_gb: int | None = None) -> 
                 continue
             free = count(gpu.available_count, "gpus[].availableCount", operation) or 0
             gpu_price = number(gpu.price_per_hr, "gpus[].price_per_hr", operation)
-            for gpus in range(1, max(free, 1) + 1):
+            for gpus in range(1, min(max(free, 1), MAX_GPUS_PER_OFFER) + 1):
                 caps_v = [c for c in (max_vcpus, per_gpu_vcpus and per_gpu_vcpus * gpus) if c]
                 caps_r = [c for c in (max_ram, per_gpu_ram and per_gpu_ram * gpus) if c]
                 config = config_for(
@@ -467,7 +470,9 @@ def fields_of(item: Any, fallback_id: str | None, operation: str) -> Fields:
                 return value
         return None
 
-    instance_id = text(pick("id"), "id", operation) or fallback_id
+    # The outer id first (a list item's own id); empty strings are no id.
+    ids = [text(present(getattr(s, "id", None)), "id", operation) for s in reversed(sources)]
+    instance_id = next((i for i in ids if i), None) or fallback_id
     if not instance_id:
         raise UnexpectedResponseError(f"{operation}: an instance has no id", provider=PROVIDER)
     ip = text(pick("ip_address"), "ipAddress", operation)

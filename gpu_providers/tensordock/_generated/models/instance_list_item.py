@@ -24,8 +24,8 @@ T = TypeVar("T", bound="InstanceListItem")
 class InstanceListItem:
     """
     Attributes:
+        id (str):
         type_ (str | Unset):
-        id (str | Unset):
         attributes (InstanceFields | Unset): An instance as GET /instances/{id} describes it (S1, S2).
         name (None | str | Unset):
         status (str | Unset):
@@ -35,8 +35,8 @@ class InstanceListItem:
         rate_hourly (float | None | Unset):
     """
 
+    id: str
     type_: str | Unset = UNSET
-    id: str | Unset = UNSET
     attributes: InstanceFields | Unset = UNSET
     name: None | str | Unset = UNSET
     status: str | Unset = UNSET
@@ -47,9 +47,9 @@ class InstanceListItem:
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        type_ = self.type_
-
         id = self.id
+
+        type_ = self.type_
 
         attributes: dict[str, Any] | Unset = UNSET
         if not isinstance(self.attributes, Unset):
@@ -88,11 +88,13 @@ class InstanceListItem:
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update({})
+        field_dict.update(
+            {
+                "id": id,
+            }
+        )
         if type_ is not UNSET:
             field_dict["type"] = type_
-        if id is not UNSET:
-            field_dict["id"] = id
         if attributes is not UNSET:
             field_dict["attributes"] = attributes
         if name is not UNSET:
@@ -117,9 +119,9 @@ class InstanceListItem:
         from ..models.instance_resources import InstanceResources
 
         d = dict(src_dict)
-        type_ = d.pop("type", UNSET)
+        id = d.pop("id")
 
-        id = d.pop("id", UNSET)
+        type_ = d.pop("type", UNSET)
 
         _attributes = d.pop("attributes", UNSET)
         attributes: InstanceFields | Unset
@@ -174,8 +176,8 @@ class InstanceListItem:
         rate_hourly = _parse_rate_hourly(d.pop("rateHourly", UNSET))
 
         instance_list_item = cls(
-            type_=type_,
             id=id,
+            type_=type_,
             attributes=attributes,
             name=name,
             status=status,
