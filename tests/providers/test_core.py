@@ -233,7 +233,7 @@ def test_a_broken_plugin_is_logged_and_skipped(
 ) -> None:
     _plugins(monkeypatch, FakePoint("broken", _broken), FakePoint("acme", lambda: ACME))
     with caplog.at_level(logging.WARNING, logger="gpu_providers"):
-        assert available_providers() == ["acme", "lambda", "paperspace", "runpod"]
+        assert available_providers() == ["acme", "lambda", "paperspace", "runpod", "tensordock"]
     assert "'broken'" in caplog.text and "acme_sdk" in caplog.text
     create_provider("acme", api_key="k").close()  # the other plugin still works
     with pytest.raises(UnsupportedProviderError, match="failed to load") as caught:
