@@ -1,4 +1,7 @@
-"""Command line: ``python -m codegen [lambda|paperspace|runpod ...] [--check] [--spec PATH]``."""
+"""Command line: ``python -m codegen [PROVIDER ...] [--check] [--spec PATH]``.
+
+PROVIDER is lambda, paperspace, runpod or tensordock (all when none is named).
+"""
 
 from __future__ import annotations
 

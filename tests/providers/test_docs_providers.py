@@ -15,11 +15,12 @@ from pytest_httpx import HTTPXMock
 from gpu_providers import _core
 from tests.providers.lambda_cloud import documented as lambda_docs
 from tests.providers.runpod import documented as runpod_docs
+from tests.providers.tensordock import documented as tensordock_docs
 from tests.providers.timekeeping import AttachedClock, FakeClock
 from tests.test_docs import REPO_ROOT, extract_python_blocks
 
 DOC = REPO_ROOT / "docs" / "providers.md"
-KEY_VARS = ("LAMBDA_API_KEY", "PAPERSPACE_API_KEY", "RUNPOD_API_KEY")
+KEY_VARS = ("LAMBDA_API_KEY", "PAPERSPACE_API_KEY", "RUNPOD_API_KEY", "TENSORDOCK_API_TOKEN")
 
 
 def test_providers_guide_examples_run(
@@ -42,6 +43,12 @@ def test_providers_guide_examples_run(
     httpx_mock.add_callback(
         runpod, url=re.compile(r"https://api\.runpod\.io/graphql.*"), is_reusable=True
     )
+    tensordock = tensordock_docs.DocumentedTensorDock()
+    httpx_mock.add_callback(
+        tensordock,
+        url=re.compile(r"https://dashboard\.tensordock\.com/api/v2/.*"),
+        is_reusable=True,
+    )
 
     blocks = [b for b in extract_python_blocks(DOC) if b.skip_reason is None]
     assert len(blocks) >= 8
@@ -49,13 +56,14 @@ def test_providers_guide_examples_run(
         "__name__": "docs_providers",
         "LAMBDA_KEY": "doc-example-lambda-key",
         "RUNPOD_KEY": "doc-example-runpod-key",
+        "TENSORDOCK_TOKEN": "doc-example-tensordock-token",
     }
     for block in blocks:
         exec(block.compile(), namespace)  # noqa: S102 - the documentation's own examples
 
     out = capsys.readouterr().out
-    assert "['lambda', 'paperspace', 'runpod']" in out
-    assert "known providers: lambda, paperspace, runpod" in out
+    assert "['lambda', 'paperspace', 'runpod', 'tensordock']" in out
+    assert "known providers: lambda, paperspace, runpod, tensordock" in out
     assert "lambda 404 global/object-does-not-exist" in out
     assert "rejected:" in out
     launched = [r for r in account.requests if r.url.path.endswith("/instance-operations/launch")]
@@ -65,5 +73,13 @@ def test_providers_guide_examples_run(
     assert sum(b"user_data" in request.content for request in launched) == 1
     # The documented instance keeps booting: the 15-minute wait ran on the fake clock.
     assert "not ready after 15 minutes: pending" in out
+    # TensorDock: the cheapest RTX4090 offer (2 GPUs in Dallas), priced from its parts; the
+    # launch created, read back, stopped and deleted one VM (the second delete: a 404)
+    assert "2 RTX4090 0.793 {'gpu': 0.7, 'vcpu': 0.024, 'ram': 0.064, 'storage': 0.005}" in out
+    assert f"ssh user@{tensordock_docs.NEW_IP} -p 22" in out
+    assert "stop: stopping" in out
+    assert tensordock.count("POST", "/instances") == 1
+    assert tensordock.count("DELETE", "/instances/{id}") == 2
+    assert tensordock_docs.NEW_IDS[0] not in tensordock.instances
     for closing in ("lam", "runpod"):
         namespace[closing].close()
