@@ -128,11 +128,24 @@ def error_text(body: Any) -> str | None:
         text = ": ".join(p for p in parts if isinstance(p, str) and p)
         if text:
             return text
-    for key in ("error", "message", "detail"):
+    for key in ("error", "message"):
         value = body.get(key)
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def proves_absence(body: Any) -> bool:
+    """Whether a 404 body is TensorDock's own answer: the JSON:API ``errors`` list or an
+    ``error`` text. A bare ``{"message": ...}`` or ``{"detail": ...}`` is what gateways and
+    proxies send too (API gateways answer ``{"message": "Not Found"}``), so it proves nothing."""
+    if not isinstance(body, dict):
+        return False
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return error_text({"errors": errors}) is not None
+    error = body.get("error")
+    return isinstance(error, str) and bool(error)
 
 
 def classify(status_code: int, body: Any, operation: str) -> ProviderError:
@@ -146,7 +159,7 @@ def classify(status_code: int, body: Any, operation: str) -> ProviderError:
         cls = RateLimitError
     elif status_code == 402:
         cls = BillingError
-    elif status_code == 404 and message is not None:
+    elif status_code == 404 and proves_absence(body):
         # The API's own error body (not a proxy's page): its proof that the id is unknown.
         # On create it names a location, hostnode or key that does not exist.
         cls = InvalidRequestError if operation == "launch" else InstanceNotFoundError

@@ -316,9 +316,11 @@ def test_a_launch_cancelled_before_the_create_logs_nothing(
     [
         lambda r: httpx.Response(404, text="<html><body>404 Not Found</body></html>"),
         lambda r: httpx.Response(404, json={"unrelated": "json"}),
+        lambda r: httpx.Response(404, json={"message": "Not Found"}),  # an API gateway's
+        lambda r: httpx.Response(404, json={"detail": "Not Found"}),  # a FastAPI proxy's
         lambda r: httpx.Response(404),
     ],
-    ids=["proxy-html", "foreign-json", "empty"],
+    ids=["proxy-html", "foreign-json", "gateway-message", "fastapi-detail", "empty"],
 )
 def test_delete_raises_on_a_404_without_proof(mode: str, answer: Fault) -> None:
     handler = Faulty(DELETE, answer)

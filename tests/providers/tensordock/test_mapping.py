@@ -164,7 +164,8 @@ def _body(detail: str) -> dict[str, Any]:
         (409, {"message": "Hostnode out of stock"}, "launch", CapacityError),
         (400, _body("storage_gb must be at least 100"), "launch", InvalidRequestError),
         (404, _body("Instance not found"), "get_instance", InstanceNotFoundError),
-        (404, {"message": "not found"}, "terminate", InstanceNotFoundError),
+        (404, {"error": "Instance not found"}, "terminate", InstanceNotFoundError),
+        (404, {"message": "Not Found"}, "terminate", UnexpectedResponseError),  # a gateway
         (404, _body("Location not found"), "launch", InvalidRequestError),
         (404, None, "get_instance", UnexpectedResponseError),  # no proof: a proxy, a typo
         (404, {"detail": 5}, "terminate", UnexpectedResponseError),

@@ -275,7 +275,7 @@ def test_every_spec_valid_list_is_handled(body: Any) -> None:
 )
 def test_spec_valid_error_bodies_are_classified(name: str, status: int, body: Any) -> None:
     error = outcome(name, json.dumps(body).encode(), status)
-    if name == "terminate" and status == 404 and mapping.error_text(body):
+    if name == "terminate" and status == 404 and mapping.proves_absence(body):
         assert error is None  # the API's own not-found body: already gone
         return
     assert isinstance(error, ProviderError)
@@ -286,7 +286,9 @@ def test_spec_valid_error_bodies_are_classified(name: str, status: int, body: An
         429: RateLimitError,
         500: ProviderServerError,
         503: ProviderServerError,
-    }.get(status, InstanceNotFoundError if mapping.error_text(body) else UnexpectedResponseError)
+    }.get(
+        status, InstanceNotFoundError if mapping.proves_absence(body) else UnexpectedResponseError
+    )
     if name == "launch" and status == 404:
         expected = ProviderError  # the API says a location or key is unknown (or a proxy)
     assert isinstance(error, expected)
@@ -360,7 +362,7 @@ def test_error_statuses_give_a_provider_error(name: str, status: int, body: Any)
     error = outcome(name, json.dumps(body).encode(), status)
     if error is None:  # delete: the API's own 404 body says it is gone
         assert (name, status) == ("terminate", 404)
-        assert mapping.error_text(body)
+        assert mapping.proves_absence(body)
         return
     assert isinstance(error, ProviderError)
     assert error.status_code == status
