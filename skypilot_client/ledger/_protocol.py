@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:
+    from typing_extensions import Self
 
 from ._model import IntentOutcome, LaunchIntent, RequestRecord
 
@@ -26,6 +32,10 @@ class Ledger(Protocol):
     def close(self) -> None:
         """Close the connection."""
         ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     # -- SkyPilot requests ------------------------------------------------------------------
 

@@ -36,7 +36,16 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[ThrowawayPostgres]:
+def psycopg_installed() -> None:
+    """psycopg 3 is importable (the ``[postgres]`` extra)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("psycopg is not installed: pip install 'skypilot-sdk[postgres]'")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(psycopg_installed: None) -> Iterator[ThrowawayPostgres]:
     """A real PostgreSQL server for the whole session."""
     bin_dir = find_pg_bin()
     if bin_dir is None:
@@ -45,10 +54,6 @@ def postgres_server() -> Iterator[ThrowawayPostgres]:
             f"or set {PG_BIN_ENV}"
         )
         raise AssertionError("unreachable")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        _unavailable("psycopg is not installed: pip install 'skypilot-sdk[postgres]'")
     server = ThrowawayPostgres(bin_dir)
     try:
         server.start()

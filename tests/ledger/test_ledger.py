@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,8 +254,9 @@ SECRET_NAMES = [
 def test_names_that_look_like_credentials_are_rejected(
     ledger: Ledger, field: str, value: str
 ) -> None:
+    names: dict[str, Any] = {field: value}
     with pytest.raises(InvalidInputError, match="never stores secrets") as info:
-        ledger.record_request("req-1", "launch", **{field: value})
+        ledger.record_request("req-1", "launch", **names)
     assert value not in str(info.value) and not any(s in str(info.value) for s in SENTINELS)
     assert ledger.get_request("req-1") is None
 
