@@ -13,6 +13,7 @@ much longer than the skew.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -258,10 +259,17 @@ class PostgresLedger(_PostgresPlans):
         super().__init__(conninfo, connect_timeout=connect_timeout, clock=clock)
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
+        self._pid = os.getpid()
+        self._inherited: list[psycopg.Connection[Any]] = []
         with self._lock:
             self._connection()
 
     def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is not None and self._pid != os.getpid():
+            # A forked child must not use, or close, its parent's session (closing it would
+            # end the parent's): keep it referenced and connect anew.
+            self._inherited.append(self._conn)
+            self._conn, self._pid = None, os.getpid()
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         pg = _import_psycopg()
@@ -312,7 +320,7 @@ class PostgresLedger(_PostgresPlans):
     def close(self) -> None:
         """Close the connection (a later call opens a new one)."""
         with self._lock:
-            if self._conn is not None:
+            if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
 

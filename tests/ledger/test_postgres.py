@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import socket
 import sys
@@ -92,3 +93,18 @@ async def test_the_async_ledger_shares_the_tables(postgres_url: str, clock: Fake
         assert done is not None and done.summary == "up"
         closed = sync.get_intent(intent.intent_id)
         assert closed is not None and not closed.is_open
+
+
+def _child_writes(ledger: PostgresLedger) -> None:
+    ledger.record_request("from-child", "launch")
+
+
+def test_a_forked_child_leaves_the_parents_session_alone(postgres_url: str) -> None:
+    with PostgresLedger(postgres_url) as ledger:
+        ledger.record_request("from-parent", "launch")
+        child = multiprocessing.get_context("fork").Process(target=_child_writes, args=(ledger,))
+        child.start()
+        child.join(60)
+        assert child.exitcode == 0
+        # The parent's connection still works after the child exited.
+        assert {r.request_id for r in ledger.list_pending()} == {"from-parent", "from-child"}
