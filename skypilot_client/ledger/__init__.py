@@ -27,7 +27,7 @@ from ._model import (
     RequestRecord,
     SchemaVersionError,
 )
-from ._protocol import Ledger
+from ._protocol import AsyncLedger, Ledger
 from ._sql import LATEST_VERSION as SCHEMA_VERSION
 from ._validate import account_fingerprint
 
@@ -39,6 +39,7 @@ __all__ = [
     "FINAL_STATUSES",
     "MAX_CLAIM",
     "SCHEMA_VERSION",
+    "AsyncLedger",
     "AsyncPostgresLedger",
     "IntentOutcome",
     "LaunchIntent",

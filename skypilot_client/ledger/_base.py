@@ -46,14 +46,19 @@ class LedgerCore:
         submitted_at: datetime | None,
         status: str,
     ) -> dict[str, Any]:
+        status = check.status(status)
+        now = self._now()
         return {
             "request_id": check.request_id(request_id),
             "operation": check.operation(operation),
             "cluster": check.name("cluster", cluster),
             "workspace": check.name("workspace", workspace),
             "tenant": check.name("tenant", tenant),
-            "submitted_at": self._now() if submitted_at is None else sql.seconds(submitted_at),
-            "status": check.status(status),
+            "submitted_at": now if submitted_at is None else sql.seconds(submitted_at),
+            "status": status,
+            "now": now,
+            # A request recorded after it already ended (a quick call) is not pending.
+            "finished_at": now if status in FINAL_STATUSES else None,
         }
 
     def _update_params(

@@ -141,3 +141,117 @@ class Ledger(Protocol):
     def prune(self, older_than: timedelta | float) -> int:
         """Delete final requests and closed intents older than ``older_than``."""
         ...
+
+
+@runtime_checkable
+class AsyncLedger(Protocol):
+    """``Ledger`` with awaitable methods (``AsyncPostgresLedger``); ``schema_version`` is a
+    coroutine method here. SQLite has no asynchronous driver in the standard library: an
+    asyncio service uses a ``SQLiteLedger`` from its own thread (its calls take about 0.5 ms)."""
+
+    async def schema_version(self) -> int:
+        """The schema version of the database."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def record_request(
+        self,
+        request_id: str,
+        operation: str,
+        *,
+        cluster: str | None = None,
+        workspace: str | None = None,
+        tenant: str | None = None,
+        submitted_at: datetime | None = None,
+        status: str = "PENDING",
+    ) -> RequestRecord:
+        """See ``Ledger.record_request``."""
+        ...
+
+    async def update_request(
+        self,
+        request_id: str,
+        status: str,
+        *,
+        status_message: str | None = None,
+        summary: str | None = None,
+        error_type: str | None = None,
+    ) -> bool:
+        """See ``Ledger.update_request``."""
+        ...
+
+    async def get_request(self, request_id: str) -> RequestRecord | None:
+        """See ``Ledger.get_request``."""
+        ...
+
+    async def list_pending(
+        self, *, limit: int | None = None, operation: str | None = None, tenant: str | None = None
+    ) -> list[RequestRecord]:
+        """See ``Ledger.list_pending``."""
+        ...
+
+    async def claim_pending(
+        self, owner: str, *, limit: int = 100, lease_seconds: float = 60.0
+    ) -> list[RequestRecord]:
+        """See ``Ledger.claim_pending``."""
+        ...
+
+    async def release_claims(self, owner: str) -> int:
+        """See ``Ledger.release_claims``."""
+        ...
+
+    async def record_intent(
+        self,
+        provider: str,
+        account: str,
+        *,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> LaunchIntent:
+        """See ``Ledger.record_intent``."""
+        ...
+
+    async def complete_intent(self, intent_id: str, instance_id: str) -> LaunchIntent:
+        """See ``Ledger.complete_intent``."""
+        ...
+
+    async def close_intent(
+        self, intent_id: str, outcome: IntentOutcome | str = IntentOutcome.TERMINATED
+    ) -> bool:
+        """See ``Ledger.close_intent``."""
+        ...
+
+    async def close_instance(
+        self,
+        provider: str,
+        instance_id: str,
+        outcome: IntentOutcome | str = IntentOutcome.TERMINATED,
+    ) -> int:
+        """See ``Ledger.close_instance``."""
+        ...
+
+    async def get_intent(self, intent_id: str) -> LaunchIntent | None:
+        """See ``Ledger.get_intent``."""
+        ...
+
+    async def list_open_intents(
+        self,
+        *,
+        provider: str | None = None,
+        account: str | None = None,
+        without_instance: bool = False,
+        older_than: timedelta | float | None = None,
+    ) -> list[LaunchIntent]:
+        """See ``Ledger.list_open_intents``."""
+        ...
+
+    async def prune(self, older_than: timedelta | float) -> int:
+        """See ``Ledger.prune``."""
+        ...

@@ -116,7 +116,7 @@ INSERT_REQUEST = (
     f"INSERT INTO {REQUESTS} (request_id, operation, cluster, workspace, tenant, submitted_at, "
     "status, status_message, summary, error_type, updated_at, finished_at) VALUES (:request_id, "
     ":operation, :cluster, :workspace, :tenant, :submitted_at, :status, NULL, NULL, NULL, "
-    ":submitted_at, NULL) ON CONFLICT (request_id) DO NOTHING"
+    ":now, :finished_at) ON CONFLICT (request_id) DO NOTHING"
 )
 GET_REQUEST = f"SELECT {REQUEST_COLUMNS} FROM {REQUESTS} WHERE request_id = :request_id"
 # Only a pending row changes: the call that writes the final status is the only one told so.

@@ -1,6 +1,6 @@
 """Several real processes on one ledger: concurrent writers, and monitors claiming requests.
 
-The processes are spawned (fresh interpreters), start together on an event, and report what
+The processes are spawned (fresh interpreters), start together at a barrier, and report what
 they did in JSON files; the checks read those reports and the database itself.
 """
 
@@ -21,10 +21,9 @@ CTX = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 180
 
 
-def _run_all(processes: list[Any], start: Any) -> None:
+def _run_all(processes: list[Any]) -> None:
     for process in processes:
         process.start()
-    start.set()
     for process in processes:
         process.join(JOIN_TIMEOUT)
     for process in processes:
@@ -40,13 +39,13 @@ def _read(path: Path) -> dict[str, Any]:
 
 def test_four_processes_write_at_once(ledger_url: str, tmp_path: Path) -> None:
     """Four processes create, migrate and fill one fresh ledger at the same moment."""
-    start = CTX.Event()
+    start = CTX.Barrier(4)  # every process is up before any opens the ledger
     reports = [tmp_path / f"writer-{i}.json" for i in range(4)]
     processes = [
         CTX.Process(target=workers.write, args=(ledger_url, i, 50, start, str(reports[i])))
         for i in range(4)
     ]
-    _run_all(processes, start)
+    _run_all(processes)
     assert all(path.exists() for path in reports)
     with open_ledger(ledger_url) as ledger:
         assert ledger.schema_version == 2
@@ -80,7 +79,7 @@ def test_four_monitors_handle_200_requests_once_after_a_crashed_one(
     assert len(held) == 20
     started = time.monotonic()
 
-    start = CTX.Event()
+    start = CTX.Barrier(4)
     reports = [tmp_path / f"monitor-{i}.json" for i in range(4)]
     processes = [
         CTX.Process(
@@ -89,7 +88,7 @@ def test_four_monitors_handle_200_requests_once_after_a_crashed_one(
         )
         for i in range(4)
     ]
-    _run_all(processes, start)
+    _run_all(processes)
 
     results = [_read(path) for path in reports]
     handled = Counter(rid for result in results for rid in result["handled"])

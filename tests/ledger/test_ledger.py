@@ -12,9 +12,13 @@ import pytest
 from skypilot_client.errors import InvalidInputError
 from skypilot_client.ledger import (
     FINAL_STATUSES,
+    AsyncLedger,
+    AsyncPostgresLedger,
     IntentOutcome,
     Ledger,
     LedgerNotFoundError,
+    PostgresLedger,
+    SQLiteLedger,
     account_fingerprint,
     open_ledger,
 )
@@ -29,6 +33,13 @@ ACCOUNT = account_fingerprint("lambda", "SENTINEL-lambda-ledger-key-3c1d")
 def ledger(ledger_url: str, clock: FakeClock) -> Iterator[Ledger]:
     with open_ledger(ledger_url, clock=clock) as opened:
         yield opened
+
+
+def _static_conformance(
+    sqlite: SQLiteLedger, postgres: PostgresLedger, async_postgres: AsyncPostgresLedger
+) -> tuple[Ledger, Ledger, AsyncLedger]:
+    """mypy checks that each back end implements its interface exactly."""
+    return sqlite, postgres, async_postgres
 
 
 def test_both_back_ends_implement_the_interface(ledger: Ledger) -> None:
@@ -51,6 +62,13 @@ def test_record_and_read_a_request(ledger: Ledger, clock: FakeClock) -> None:
     assert not record.is_final and record.finished_at is None
     assert ledger.get_request("req-1") == record
     assert ledger.get_request("req-unknown") is None
+
+
+def test_a_request_recorded_after_it_ended_is_not_pending(ledger: Ledger) -> None:
+    record = ledger.record_request("req-1", "autostop", cluster="c", status="SUCCEEDED")
+    assert record.is_final and record.status == "SUCCEEDED"
+    assert ledger.list_pending() == []
+    assert not ledger.update_request("req-1", "FAILED")
 
 
 def test_recording_the_same_request_twice_keeps_the_first(ledger: Ledger, clock: FakeClock) -> None:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from skypilot_client.ledger import (
+    AsyncLedger,
     LedgerError,
     LedgerUnavailableError,
     PostgresLedger,
@@ -73,6 +74,7 @@ def test_repr_names_the_server_not_the_password(postgres_server: object, postgre
 @pytest.mark.anyio
 async def test_the_async_ledger_shares_the_tables(postgres_url: str, clock: FakeClock) -> None:
     ledger = await AsyncPostgresLedger.connect(postgres_url, clock=clock)
+    assert isinstance(ledger, AsyncLedger)
     async with ledger:
         assert await ledger.schema_version() == 2
         await ledger.record_request("req-1", "launch", cluster="train")

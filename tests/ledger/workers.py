@@ -49,6 +49,7 @@ def claim_until_done(url: str, owner: str, start: Any, report: str, batch: int =
                 continue
             for record in claimed:
                 handled.append(record.request_id)
+                time.sleep(0.002)  # the work: long enough for the monitors to interleave
                 if not ledger.update_request(
                     record.request_id, "SUCCEEDED", summary=f"handled by {owner}"
                 ):
