@@ -103,7 +103,7 @@ def _import_psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:
-        raise LedgerError(f"the PostgreSQL ledger needs psycopg 3: {INSTALL}") from exc
+        raise LedgerError(f"the PostgreSQL ledger needs psycopg 3 ({exc}): {INSTALL}") from exc
     return psycopg
 
 
