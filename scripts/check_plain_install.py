@@ -51,6 +51,8 @@ def check() -> list[str]:
         else:
             problems.append(f"{factory.__name__}('runpod') worked without gql")
 
+    problems += _check_ledger()
+
     dist = metadata.distribution(DISTRIBUTION)
     if dist.version != skypilot_client.__version__:
         problems.append(f"version {dist.version} != skypilot_client {skypilot_client.__version__}")
@@ -58,6 +60,29 @@ def check() -> list[str]:
         problems.append(f"License-Expression is {dist.metadata['License-Expression']!r}")
     if not any(file.name == "LICENSE" for file in dist.files or ()):
         problems.append("the LICENSE file is not installed")
+    return problems
+
+
+def _check_ledger() -> list[str]:
+    """The SQLite ledger works with no extra; the PostgreSQL one names its extra."""
+    import tempfile
+
+    from skypilot_client.ledger import LedgerError, open_ledger
+
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, open_ledger(Path(tmp) / "l.sqlite3") as ledger:
+        ledger.record_request("plain-install", "launch")
+        if [r.request_id for r in ledger.list_pending()] != ["plain-install"]:
+            problems.append("the SQLite ledger did not keep a request")
+    if importlib.util.find_spec("psycopg") is not None:
+        problems.append("psycopg is installed without the postgres extra")
+    try:
+        open_ledger("postgresql://127.0.0.1:1/db")
+    except LedgerError as exc:
+        if "skypilot-sdk[postgres]" not in str(exc):
+            problems.append("the PostgreSQL ledger error does not name the postgres extra")
+    else:
+        problems.append("the PostgreSQL ledger opened without psycopg")
     return problems
 
 

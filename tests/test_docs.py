@@ -47,6 +47,8 @@ CLIENT_ENV_VARS = (
 RUN_ELSEWHERE = {
     "docs/providers.md": "runs against recorded vendor responses in "
     "tests/providers/test_docs_providers.py, not against a SkyPilot server",
+    "docs/service.md": "runs in tests/ledger/test_docs_service.py: SQLite in a temp dir and a "
+    "throwaway PostgreSQL server, no SkyPilot server",
 }
 _SKIP_MARKER = re.compile(r"<!--\s*test_docs:\s*skip\b:?\s*(?P<reason>.*?)\s*-->")
 
