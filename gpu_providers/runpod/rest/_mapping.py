@@ -60,12 +60,12 @@ def classify(status_code: int, body: Any, operation: str) -> ProviderError:
     if isinstance(errors, list) and errors:
         detail = f"{detail}: {'; '.join(map(str, errors[:5]))}"
     text = f"{operation}: HTTP {status_code}" + (f": {detail}" if detail else "")
-    kwargs: dict[str, Any] = {
+    common: dict[str, Any] = {
         "provider": PROVIDER,
-        "status_code": status_code,
         "code": found["title"] if found else None,
         "body": body,
     }
+    kwargs: dict[str, Any] = {**common, "status_code": status_code}
     if status_code in (401, 403):
         return AuthenticationError(text, **kwargs)
     if status_code == 402:  # createPod: "Insufficient balance"
@@ -74,7 +74,7 @@ def classify(status_code: int, body: Any, operation: str) -> ProviderError:
         return RateLimitError(text, **kwargs)
     if found is None or found["status"] != status_code:
         # Not RunPod's problem body: a proxy or a wrong base_url. A bare 404 proves nothing.
-        return error_for_status(status_code, text, **kwargs)
+        return error_for_status(status_code, text, **common)
     if status_code == 404:
         if operation in POD_OPERATIONS:
             return InstanceNotFoundError(text, **kwargs)
@@ -85,7 +85,7 @@ def classify(status_code: int, body: Any, operation: str) -> ProviderError:
             "also covers rule violations)",
             **kwargs,
         )
-    return error_for_status(status_code, text, **kwargs)
+    return error_for_status(status_code, text, **common)
 
 
 # -- offers -----------------------------------------------------------------------------------
