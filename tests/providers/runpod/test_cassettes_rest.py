@@ -30,6 +30,7 @@ from ..paperspace.harness import (
     run_async,
     run_sync,
 )
+from . import documented as G
 from . import documented_rest as R
 from .scenarios_rest import LAUNCH_NAME, PUBLIC_KEY, RECORDING_KEY, SCENARIOS, STARTUP_SCRIPT
 
@@ -140,7 +141,7 @@ def _expect_launch_on_demand(outcomes: list[Outcome], sleeps: list[float]) -> No
     assert (ready["ready"], ready["public_ip"], ready["ssh_port"]) == (True, R.POD_PUBLIC_IP, 10400)
     body = _create_body("launch_on_demand")
     assert body["cloud"] == "COMMUNITY"  # the cheapest cloud with stock
-    assert body["gpu"] == {"id": R.G.H100, "count": 1, "minCudaVersion": "12.4"}
+    assert body["gpu"] == {"id": G.H100, "count": 1, "minCudaVersion": "12.4"}
     assert body["env"]["PUBLIC_KEY"] == body["env"]["SSH_PUBLIC_KEY"] == PUBLIC_KEY
     assert body["env"]["CASSETTE_MODE"] == "documented"
     assert body["ports"] == ["22/tcp"] and body["startSsh"] is True
