@@ -1,4 +1,7 @@
-"""Command line: ``python -m codegen [lambda|paperspace|runpod ...] [--check] [--spec PATH]``."""
+"""Command line: ``python -m codegen [PROVIDER ...] [--check] [--spec PATH]``.
+
+PROVIDER is one of lambda, paperspace, runpod, runpod-rest (RunPod's REST v2 backend).
+"""
 
 from __future__ import annotations
 
