@@ -10,6 +10,7 @@ RunPod test modules.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -26,14 +27,17 @@ from gpu_providers.errors import (
     InstanceNotFoundError,
     InstanceNotReadyError,
     InvalidRequestError,
+    ProviderConnectionError,
     ProviderError,
     ProviderServerError,
     ProviderTimeoutError,
     QuotaExceededError,
     RateLimitError,
     UnsupportedFeatureError,
+    WaitTimeoutError,
 )
 from gpu_providers.runpod import AsyncRunPodProvider, RunPodProvider
+from gpu_providers.runpod import _mapping as M
 from gpu_providers.runpod.rest import AsyncRunPodRestProvider, RunPodRestProvider
 from gpu_providers.types import InstanceState, ProviderFeature
 
@@ -74,6 +78,25 @@ class Backend:
 
     def count(self, responder: Any, op: str) -> int:
         return sum(1 for r in responder.requests if self.operation(r) == op)
+
+    def created(self, responder: Any) -> dict[str, Any]:
+        """What the launch sent, as (env, start command, CUDA floor, placement)."""
+        (request,) = [r for r in responder.requests if self.operation(r) == "launch"]
+        body = json.loads(request.content)
+        if self.api == "graphql":
+            fields = body["variables"]["input"]
+            return {
+                "env": {e["key"]: e["value"] for e in fields.get("env") or []},
+                "start": fields.get("dockerArgs"),
+                "cuda": fields.get("minCudaVersion"),
+                "placement": fields.get("dataCenterId") or fields.get("countryCode"),
+            }
+        return {
+            "env": body.get("env") or {},
+            "start": body.get("args"),
+            "cuda": body["gpu"].get("minCudaVersion"),
+            "placement": body.get("dataCenterIds"),
+        }
 
 
 def _graphql_error(message: str) -> Callable[[], httpx.Response]:
@@ -299,6 +322,111 @@ def test_stop_and_resume(kind: str, backend: Backend) -> None:
     assert responder.pods[G.ID_READY]  # still there
 
 
+def test_wait_until_ready_times_out_on_fake_time(kind: str, backend: Backend) -> None:
+    time = FakeTime()  # ID_BOOTING never comes up
+    with pytest.raises(WaitTimeoutError) as info:
+        call(kind, backend, backend.responder(), "wait_until_ready", G.ID_BOOTING, 60.0, time=time)
+    assert info.value.instance_id == G.ID_BOOTING
+    assert sum(time.sleeps) == pytest.approx(60.0)  # every wait was fake
+
+
+# -- work at start: env, SSH key, startup script, CUDA floor, placement ------------------------
+
+SECRET_VALUE = "s3cr3t-token-value-never-logged"
+SECRET_SCRIPT = "#!/bin/bash\nexport HF_TOKEN=hf_script_secret_0000\necho started\n"
+
+
+def test_env_key_and_script_reach_the_pod_the_same_way(kind: str, backend: Backend) -> None:
+    responder = backend.responder()
+    request = LaunchRequest(
+        gpu_type="H100",
+        name="work",
+        env={"A_TOKEN": SECRET_VALUE},
+        ssh_public_key="ssh-ed25519 AAAA suite",
+        startup_script=SECRET_SCRIPT,
+        min_cuda_version="12.8",
+    )
+    call(kind, backend, responder, "launch_instance", request)
+    sent = backend.created(responder)
+    assert sent["env"] == {
+        "A_TOKEN": SECRET_VALUE,
+        "PUBLIC_KEY": "ssh-ed25519 AAAA suite",
+        "SSH_PUBLIC_KEY": "ssh-ed25519 AAAA suite",
+    }
+    assert sent["start"] == M.start_command(SECRET_SCRIPT)  # one start command for both
+    assert base64.b64encode(SECRET_SCRIPT.encode()).decode() in sent["start"]
+    assert sent["cuda"] == "12.8"
+
+
+def test_the_default_cuda_floor(kind: str, backend: Backend) -> None:
+    responder = backend.responder()
+    call(kind, backend, responder, "launch_instance", ON_DEMAND)
+    assert backend.created(responder)["cuda"] == "12.4"
+    assert backend.created(responder)["start"] is None  # no script: the image's own start
+
+
+def test_a_data_center_region_is_sent_as_is(kind: str, backend: Backend) -> None:
+    responder = backend.responder()
+    request = LaunchRequest(gpu_type="H100", name="dc", region="US-TX-3")
+    instance = call(kind, backend, responder, "launch_instance", request)
+    assert backend.created(responder)["placement"] in ("US-TX-3", ["US-TX-3"])
+    assert instance.region == "US-TX-3"
+
+
+@pytest.mark.parametrize("name", ["PUBLIC_KEY", "SSH_PUBLIC_KEY"])
+def test_a_key_given_twice_is_refused_before_any_request(
+    kind: str, backend: Backend, name: str
+) -> None:
+    responder = backend.responder()
+    request = LaunchRequest(
+        gpu_type="H100", env={name: "ssh-rsa A"}, ssh_public_key="ssh-ed25519 B"
+    )
+    with pytest.raises(InvalidRequestError):
+        call(kind, backend, responder, "launch_instance", request)
+    assert responder.requests == []
+
+
+def test_a_script_too_long_is_refused_without_echoing_it(kind: str, backend: Backend) -> None:
+    responder = backend.responder()
+    script = "echo " + "x" * 120_000 + " " + SECRET_VALUE
+    with pytest.raises(InvalidRequestError) as info:
+        call(
+            kind,
+            backend,
+            responder,
+            "launch_instance",
+            LaunchRequest(gpu_type="H100", startup_script=script),
+        )
+    assert responder.requests == []
+    assert SECRET_VALUE not in str(info.value) and "xxxx" not in str(info.value)
+
+
+def test_ssh_key_names_and_file_systems_are_refused(kind: str, backend: Backend) -> None:
+    responder = backend.responder()
+    for request, error in (
+        (LaunchRequest(gpu_type="H100", ssh_key_names=["laptop"]), InvalidRequestError),
+        (LaunchRequest(gpu_type="H100", file_systems=["data"]), UnsupportedFeatureError),
+    ):
+        with pytest.raises(error):
+            call(kind, backend, responder, "launch_instance", request)
+    assert responder.requests == []
+
+
+def test_secrets_stay_out_of_logs(
+    kind: str, backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = LaunchRequest(
+        gpu_type="H100", name="secret", env={"A_TOKEN": SECRET_VALUE}, startup_script=SECRET_SCRIPT
+    )
+    responder = backend.responder(launch=[G.bad_gateway()])
+    with caplog.at_level(logging.DEBUG), pytest.raises(ProviderError) as info:
+        call(kind, backend, responder, "launch_instance", request)
+    encoded = base64.b64encode(SECRET_SCRIPT.encode()).decode()
+    for secret in (SECRET_VALUE, "HF_TOKEN", encoded, KEY):
+        assert secret not in str(info.value) and secret not in repr(info.value)
+        assert secret not in caplog.text
+
+
 # -- offers and pricing ------------------------------------------------------------------------
 
 
@@ -425,6 +553,24 @@ def test_a_launch_that_may_have_arrived_is_never_retried(
     assert NEW_ID in responder.pods  # it really exists
 
 
+def test_a_foreign_exception_after_the_create_is_never_retried(
+    kind: str, backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug in a transport hook: gql wraps it (GraphQL: our ProviderConnectionError); the
+    # OpenAPI wire lets a foreign exception through as the core's "bug" path does, with the
+    # maybe-submitted warning. Either way: sent once, and the pod is reported.
+    responder, handler = _after_the_create(backend, lambda: RuntimeError("hook bug"))
+    with caplog.at_level(logging.WARNING, logger="gpu_providers"):
+        with pytest.raises((ProviderConnectionError, RuntimeError)) as info:
+            call(kind, backend, handler, "launch_instance", ON_DEMAND, max_retries=3)
+    if isinstance(info.value, ProviderError):
+        assert (info.value.maybe_submitted, info.value.is_retryable) == (True, False)
+    else:
+        assert backend.api == "rest"
+        assert any(getattr(r, "maybe_submitted", False) for r in caplog.records)
+    assert backend.count(responder, "launch") == 1 and NEW_ID in responder.pods
+
+
 def test_a_5xx_to_the_create_is_maybe_submitted(kind: str, backend: Backend) -> None:
     responder = backend.responder(launch=[G.bad_gateway()])
     with pytest.raises(ProviderServerError) as info:
@@ -464,6 +610,22 @@ def test_a_create_answer_we_cannot_read_still_names_the_pod(kind: str, backend: 
             call(kind, backend, handler, "launch_instance", ON_DEMAND, max_retries=3)
         assert (info.value.maybe_submitted, info.value.is_retryable) == (True, False)
     assert backend.count(responder, "launch") == 1
+
+
+def test_an_interrupt_after_the_create_warns(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    responder, handler = _after_the_create(backend, KeyboardInterrupt)
+    client = create_provider(
+        "runpod", api=backend.api, api_key=KEY, transport=httpx.MockTransport(handler)
+    )
+    with caplog.at_level(logging.WARNING, logger="gpu_providers"):
+        with FakeTime().attach_sync(client) as attached, pytest.raises(KeyboardInterrupt):
+            attached.launch_instance(ON_DEMAND)
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "after the launch may have reached RunPod" in record.getMessage()
+    assert record.maybe_submitted is True  # type: ignore[attr-defined]
+    assert NEW_ID in responder.pods
 
 
 def test_cancelling_an_async_launch_in_flight_warns(
