@@ -98,8 +98,8 @@ class _RunPodCore(ProviderCore):
         source="RunPod documents no GraphQL rate limit; 5 requests/s is our own default",
     )
     notes: ClassVar[tuple[str, ...]] = (
-        "RunPod has announced the retirement of its GraphQL API in early 2027; this client "
-        "will move to RunPod's REST API v2.",
+        "RunPod has announced the retirement of its GraphQL API in early 2027; "
+        "api='rest' selects the REST API v2 backend (no spot there).",
         "ssh_public_key is sent as the pod's PUBLIC_KEY and SSH_PUBLIC_KEY environment "
         "variables. RunPod's docs say a pod-level key overrides the public keys of the "
         "account's settings: with ssh_public_key set, only that key can log in.",

@@ -286,6 +286,19 @@ class _RunPodRestCore(_RunPodCore):
             )
         return mapping.status_from_pod(answer.parsed)
 
+    # GraphQL-only flows of the shared core (gpuTypes.lowestPrice, spot bids): not REST v2.
+    def _flow_priced(
+        self,
+        gpu_count: int,
+        region: str | None,
+        min_cuda_version: str,
+        gpu_type_id: str | None = None,
+    ) -> Flow[list[tuple[str, GPUOffer]]]:
+        raise NotImplementedError("GraphQL flow: the REST backend prices with _flow_priced_rest")
+
+    def _flow_resume_bid(self, pod: Any, gpu_count: int) -> Flow[float]:
+        raise NotImplementedError("GraphQL flow: REST v2 has no spot bids")
+
     def _flow_stop(self, instance_id: str) -> Flow[InstanceStatus]:
         status = yield from self._flow_action(instance_id, "stop")
         return status

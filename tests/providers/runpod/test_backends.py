@@ -219,6 +219,15 @@ def test_a_backend_class_refuses_the_other_api() -> None:
         RunPodRestProvider(api_key=KEY, api="graphql")
 
 
+def test_the_rest_backend_replaces_every_graphql_flow() -> None:
+    from gpu_providers.runpod._client import _RunPodCore
+    from gpu_providers.runpod.rest._client import _RunPodRestCore
+
+    shared = {"_flow_available"}  # region codes -> filters: no wire call of its own
+    graphql_flows = {name for name in vars(_RunPodCore) if name.startswith("_flow_")} - shared
+    assert graphql_flows and graphql_flows <= set(vars(_RunPodRestCore))
+
+
 def test_the_rest_backend_says_what_it_cannot_do(backend: Backend) -> None:
     client = create_provider("runpod", api=backend.api, api_key=KEY)
     assert client.supports_feature(ProviderFeature.SPOT_INSTANCES) is backend.spot
