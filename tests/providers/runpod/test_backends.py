@@ -214,6 +214,20 @@ def test_an_unknown_api_is_refused_before_any_request(api: Any) -> None:
             make()
 
 
+@pytest.mark.parametrize("factory", [create_provider, create_async_provider])
+def test_the_rest_backend_names_its_missing_extra(
+    monkeypatch: pytest.MonkeyPatch, factory: Any
+) -> None:
+    import sys
+
+    from gpu_providers.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "attrs", None)  # the generated REST client's dependency
+    with pytest.raises(MissingDependencyError, match=r"skypilot-sdk\[runpod\]") as info:
+        factory("runpod", api="rest", api_key=KEY)
+    assert info.value.name == "attrs"
+
+
 def test_a_backend_class_refuses_the_other_api() -> None:
     with pytest.raises(InvalidRequestError, match="speaks RunPod's rest API"):
         RunPodRestProvider(api_key=KEY, api="graphql")
