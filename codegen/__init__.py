@@ -33,6 +33,9 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "paperspace": ("openapi-python-client", "paperspace"),
     "runpod": ("ariadne-codegen", "runpod"),
     "tensordock": ("openapi-python-client", "tensordock"),
+    # RunPod's REST API v2, the second RunPod backend (api="rest"); its own package so the
+    # GraphQL output (runpod/_generated, replaced wholesale on regeneration) stays separate.
+    "runpod-rest": ("openapi-python-client", "runpod/rest"),
 }
 
 #: Settings for the ruff post-hooks over the generated tree. ``--isolated`` ignores every

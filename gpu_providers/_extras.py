@@ -30,7 +30,7 @@ DISTRIBUTION = "skypilot-sdk"
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "lambda": ("attrs",),
     "paperspace": ("attrs", "dateutil"),
-    "runpod": ("gql", "graphql"),
+    "runpod": ("gql", "graphql", "attrs"),  # attrs: the REST v2 backend (api="rest")
     "tensordock": ("attrs",),
 }
 

@@ -7,7 +7,9 @@ RunPod has announced the retirement of its GraphQL API in early 2027 (REST v2 re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
 
 from .._core import Created, Flow, NothingCreated, ProviderCore, RateLimitSpec, check_id
 from .._credentials import RUNPOD
@@ -95,9 +97,9 @@ class _RunPodCore(ProviderCore):
         burst=5,
         source="RunPod documents no GraphQL rate limit; 5 requests/s is our own default",
     )
-    notes = (
-        "RunPod has announced the retirement of its GraphQL API in early 2027; this client "
-        "will move to RunPod's REST API v2.",
+    notes: ClassVar[tuple[str, ...]] = (
+        "RunPod has announced the retirement of its GraphQL API in early 2027; "
+        "api='rest' selects the REST API v2 backend (no spot there).",
         "ssh_public_key is sent as the pod's PUBLIC_KEY and SSH_PUBLIC_KEY environment "
         "variables. RunPod's docs say a pod-level key overrides the public keys of the "
         "account's settings: with ssh_public_key set, only that key can log in.",
@@ -360,8 +362,53 @@ class _RunPodCore(ProviderCore):
         return max(bids)  # the pod's own cloud; unknown cloud: never under either minimum
 
 
+#: The RunPod APIs a client can speak: ``api="graphql"`` (the default until RunPod retires
+#: it, announced for early 2027) or ``api="rest"`` (REST API v2, GA since 2026-08-18).
+APIS = ("graphql", "rest")
+
+
+def _chosen_api(api: object) -> str:
+    """The backend asked for, checked before anything else happens (no network call)."""
+    key = api.strip().lower() if isinstance(api, str) else None
+    if key not in APIS:
+        raise InvalidRequestError(
+            f"unknown RunPod api {api!r}: choose 'graphql' (the default) or 'rest' "
+            "(RunPod's REST API v2)",
+            provider="runpod",
+        )
+    return key
+
+
 class RunPodProvider(_RunPodCore, GraphQLProvider):
-    """RunPod, blocking. Create with ``create_provider("runpod", api_key=...)``."""
+    """RunPod, blocking. Create with ``create_provider("runpod", api_key=...)``.
+
+    ``api="rest"`` (``create_provider("runpod", api="rest")``) gives a client of RunPod's
+    REST API v2 instead (``gpu_providers.runpod.rest.RunPodRestProvider``, a subclass);
+    ``api="graphql"`` is the default.
+    """
+
+    #: Which RunPod API this client speaks.
+    api: str = "graphql"
+
+    def __new__(cls, *args: Any, api: str | None = None, **options: Any) -> RunPodProvider:
+        if api is not None and _chosen_api(api) == "rest" and cls is RunPodProvider:
+            from .rest import RunPodRestProvider
+
+            return super().__new__(RunPodRestProvider)
+        return super().__new__(cls)
+
+    def __init__(
+        self, api_key: str | SecretStr | None = None, *, api: str | None = None, **options: Any
+    ) -> None:
+        """Create a client; ``api`` picks the backend (``"graphql"``, the default, or
+        ``"rest"``); the other options are those of every provider client (``base_url``,
+        ``timeout``, ``max_retries``, ...)."""
+        if api is not None and _chosen_api(api) != self.api:
+            raise InvalidRequestError(
+                f"{type(self).__name__} speaks RunPod's {self.api} API, not {api!r}",
+                provider=self.name,
+            )
+        super().__init__(api_key, **options)
 
     def stop_instance(self, instance_id: str) -> InstanceStatus:
         """Stop a pod (its volume is kept)."""
@@ -373,7 +420,33 @@ class RunPodProvider(_RunPodCore, GraphQLProvider):
 
 
 class AsyncRunPodProvider(_RunPodCore, AsyncGraphQLProvider):
-    """RunPod, async. Create with ``create_async_provider("runpod", api_key=...)``."""
+    """RunPod, async. Create with ``create_async_provider("runpod", api_key=...)``.
+
+    ``api="rest"`` gives a client of RunPod's REST API v2 instead
+    (``gpu_providers.runpod.rest.AsyncRunPodRestProvider``, a subclass).
+    """
+
+    #: Which RunPod API this client speaks.
+    api: str = "graphql"
+
+    def __new__(cls, *args: Any, api: str | None = None, **options: Any) -> AsyncRunPodProvider:
+        if api is not None and _chosen_api(api) == "rest" and cls is AsyncRunPodProvider:
+            from .rest import AsyncRunPodRestProvider
+
+            return super().__new__(AsyncRunPodRestProvider)
+        return super().__new__(cls)
+
+    def __init__(
+        self, api_key: str | SecretStr | None = None, *, api: str | None = None, **options: Any
+    ) -> None:
+        """Create a client; ``api`` picks the backend (``"graphql"``, the default, or
+        ``"rest"``)."""
+        if api is not None and _chosen_api(api) != self.api:
+            raise InvalidRequestError(
+                f"{type(self).__name__} speaks RunPod's {self.api} API, not {api!r}",
+                provider=self.name,
+            )
+        super().__init__(api_key, **options)
 
     async def stop_instance(self, instance_id: str) -> InstanceStatus:
         """Stop a pod (its volume is kept)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ REFERENCE = Path(__file__).parents[2].parent / "shared" / "reference"
 SPECS = {
     "lambda": (ROOT / "specs" / "lambda" / "openapi.yaml", "lambda/openapi-1.8.3.json"),
     "paperspace": (ROOT / "specs" / "paperspace" / "openapi.yaml", "paperspace/openapi.json"),
+    "runpod-rest": (ROOT / "specs" / "runpod-rest" / "openapi.yaml", "runpod/rest-v2-openapi.json"),
 }
 
 #: Documented differences, keyed by location. A location is the name of our component schema,
 #: or "<Component>.<property>". Kinds:
 #:   "open-enum"       upstream has a closed string `enum`, ours accepts any string;
-#:   "nullable-added"  upstream is not nullable, ours is (the value really is null sometimes).
+#:   "nullable-added"  upstream is not nullable, ours is (the value really is null sometimes);
+#:   "format-dropped"  upstream has a `format` (date-time), ours is the plain type.
 RELAXATIONS: dict[str, dict[str, str]] = {
     "lambda": {
         "PublicRegionCode": "open-enum",  # R1
@@ -45,6 +48,16 @@ RELAXATIONS: dict[str, dict[str, str]] = {
         "MachineEvent.name": "open-enum",  # P4
         "MachineEvent.state": "open-enum",  # P4
     },
+    "runpod-rest": {
+        "PodStatus": "open-enum",  # D1
+        "Pod.actions[]": "open-enum",  # D2
+        "Pod.cloud": "open-enum",  # D3
+        "GpuManufacturer": "open-enum",  # D4
+        "AvailabilityLevel": "open-enum",  # D4
+        "PodClusterRole": "open-enum",  # D4
+        "Pod.createdAt": "format-dropped",  # D5
+        "Pod.startedAt": "format-dropped",  # D5
+    },
 }
 
 #: Schemas only we define, accepted as the LAST alternative of an upstream union (or turning a
@@ -52,10 +65,16 @@ RELAXATIONS: dict[str, dict[str, str]] = {
 FALLBACK_REFS: dict[str, set[str]] = {
     "lambda": {"#/components/schemas/ApiError"},
     "paperspace": set(),
+    "runpod-rest": set(),
 }
 
 #: Responses we deliberately do not declare (paperspace P5: `default` error responses).
-OMITTED_RESPONSES: dict[str, set[str]] = {"lambda": set(), "paperspace": {"default"}}
+OMITTED_RESPONSES: dict[str, set[str]] = {
+    "lambda": set(),
+    "paperspace": {"default"},
+    # runpod-rest D7: RFC 9457 problem answers are classified from the raw status and body.
+    "runpod-rest": {"400", "401", "403", "404", "409", "422", "429", "default"},
+}
 
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 # Keywords that make up a schema's type; annotations (description, examples, default,
@@ -68,6 +87,13 @@ def _load(path: Path) -> dict[str, Any]:
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     assert isinstance(data, dict)
     return data
+
+
+def _parameter(doc: dict[str, Any], parameter: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in parameter:
+        found: dict[str, Any] = doc["components"]["parameters"][parameter["$ref"].rsplit("/")[-1]]
+        return found
+    return parameter
 
 
 def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -104,8 +130,11 @@ class Comparison:
     def _normalize(
         self, doc: dict[str, Any], schema: dict[str, Any], where: str
     ) -> tuple[dict[str, Any], str]:
-        """`{nullable: true, anyOf: [X]}` means X with `nullable: true` (not a difference)."""
+        """`{nullable: true, anyOf: [X]}` means X with `nullable: true` (not a difference);
+        `allOf` (OpenAPI 3.1 composition, runpod-rest) is compared as its merged object."""
         schema, where = self._resolve(doc, schema, where)
+        if "allOf" in schema:
+            return self._merged(doc, schema, where)
         alternatives = schema.get("anyOf")
         if (
             isinstance(alternatives, list)
@@ -118,6 +147,22 @@ class Comparison:
                 merged["nullable"] = True
             return merged, where
         return schema, where
+
+    def _merged(
+        self, doc: dict[str, Any], schema: dict[str, Any], where: str
+    ) -> tuple[dict[str, Any], str]:
+        """One schema for `allOf`: a single member as itself (and named as it), members with
+        properties as one object (properties and required lists merged)."""
+        rest = {k: v for k, v in schema.items() if k != "allOf"}
+        parts = [self._normalize(doc, part, where) for part in schema["allOf"]]
+        if len(parts) == 1 and "properties" not in rest:
+            only, named = parts[0]
+            return {**only, **{k: v for k, v in rest.items() if k in TYPE_KEYS}}, named
+        merged: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+        for part in [*(p for p, _ in parts), rest]:
+            merged["properties"].update(part.get("properties") or {})
+            merged["required"] += part.get("required") or []
+        return merged, where
 
     def compare(self, ours: Any, vendor: Any, where: str) -> None:
         o, where = self._normalize(self.ours, ours, where)
@@ -136,6 +181,10 @@ class Comparison:
             self.used.add(where)
             if not (v.get("type") == "string" and v.pop("enum", None) and "enum" not in o):
                 self.problems.add(f"{where}: listed as open-enum but upstream has no enum")
+        elif relaxation == "format-dropped":
+            self.used.add(where)
+            if not v.pop("format", None) or "format" in o:
+                self.problems.add(f"{where}: listed as format-dropped but is not")
         elif relaxation == "nullable-added":
             self.used.add(where)
             if v.get("nullable") or not o.get("nullable"):
@@ -228,7 +277,11 @@ def test_parameters_match_upstream(
     upstream = _operations(vendor)
     comparison = Comparison(provider, ours, vendor)
     for (path, method), op in _operations(ours).items():
-        theirs = {(p["name"], p["in"]): p for p in upstream[(path, method)].get("parameters", [])}
+        # Path-level parameters and `$ref`s to components.parameters count too (runpod-rest).
+        listed = vendor["paths"][path].get("parameters", []) + upstream[(path, method)].get(
+            "parameters", []
+        )
+        theirs = {(p["name"], p["in"]): p for p in map(partial(_parameter, vendor), listed)}
         mine = {(p["name"], p["in"]): p for p in op.get("parameters", [])}
         assert set(mine) <= set(theirs), f"{op['operationId']}: {set(mine) - set(theirs)}"
         required = {k for k, p in theirs.items() if p.get("required")}

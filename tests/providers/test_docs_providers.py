@@ -16,6 +16,7 @@ from gpu_providers import _core
 from tests.providers.lambda_cloud import documented as lambda_docs
 from tests.providers.runpod import documented as runpod_docs
 from tests.providers.tensordock import documented as tensordock_docs
+from tests.providers.runpod import documented_rest as runpod_rest_docs
 from tests.providers.timekeeping import AttachedClock, FakeClock
 from tests.test_docs import REPO_ROOT, extract_python_blocks
 
@@ -49,6 +50,10 @@ def test_providers_guide_examples_run(
         url=re.compile(r"https://dashboard\.tensordock\.com/api/v2/.*"),
         is_reusable=True,
     )
+    runpod_rest = runpod_rest_docs.DocumentedRunPodRest()  # RunPod's REST v2 (api="rest")
+    httpx_mock.add_callback(
+        runpod_rest, url=re.compile(r"https://api\.runpod\.io/v2/.*"), is_reusable=True
+    )
 
     blocks = [b for b in extract_python_blocks(DOC) if b.skip_reason is None]
     assert len(blocks) >= 8
@@ -81,5 +86,10 @@ def test_providers_guide_examples_run(
     assert tensordock.count("POST", "/instances") == 1
     assert tensordock.count("DELETE", "/instances/{id}") == 2
     assert tensordock_docs.NEW_IDS[0] not in tensordock.instances
+    # RunPod over REST v2: launched, ready, terminated; spot and an unknown api refused.
+    assert "rest https://api.runpod.io" in out
+    assert f"{runpod_rest_docs.NEW_IDS[0]} {runpod_rest_docs.POD_PUBLIC_IP} 10400" in out
+    assert runpod_rest_docs.NEW_IDS[0] not in runpod_rest.pods
+    assert "spot: False" in out and "unknown RunPod api 'soap'" in out
     for closing in ("lam", "runpod"):
         namespace[closing].close()

@@ -33,7 +33,7 @@ class Scenario:
     name: str
     description: str
     script: Script
-    responder: Callable[[], D.DocumentedRunPod] = D.DocumentedRunPod
+    responder: Callable[[], Any] = D.DocumentedRunPod  # or documented_rest.DocumentedRunPodRest
     api_key: str = RECORDING_KEY
     live: Literal["yes", "billed", "no"] = "no"
     options: dict[str, Any] = field(default_factory=lambda: {"max_retries": 2})
