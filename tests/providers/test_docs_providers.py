@@ -15,8 +15,8 @@ from pytest_httpx import HTTPXMock
 from gpu_providers import _core
 from tests.providers.lambda_cloud import documented as lambda_docs
 from tests.providers.runpod import documented as runpod_docs
-from tests.providers.tensordock import documented as tensordock_docs
 from tests.providers.runpod import documented_rest as runpod_rest_docs
+from tests.providers.tensordock import documented as tensordock_docs
 from tests.providers.timekeeping import AttachedClock, FakeClock
 from tests.test_docs import REPO_ROOT, extract_python_blocks
 
