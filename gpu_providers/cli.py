@@ -279,8 +279,9 @@ def _providers(args: argparse.Namespace) -> list[str] | None:
         return None
     from .factory import _lookup
 
+    names = [args.provider] if isinstance(args.provider, str) else args.provider
     try:
-        return [_lookup(p).name for p in args.provider]
+        return [_lookup(p).name for p in names]
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
