@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Generator, Mapping
@@ -230,6 +231,21 @@ def shared_account(
         return account
 
 
+_tls: ssl.SSLContext | None = None
+_tls_lock = threading.Lock()
+
+
+def shared_tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process (httpx's defaults: certifi, or
+    SSL_CERT_FILE/SSL_CERT_DIR). Loading the CA bundle costs ~0.1 s of CPU; paid per client,
+    it serialized an offer search's fan-out (benchmarks/search.py)."""
+    global _tls
+    with _tls_lock:
+        if _tls is None:
+            _tls = httpx.create_ssl_context()
+        return _tls
+
+
 # -- the core -------------------------------------------------------------------------------------
 
 
@@ -371,6 +387,7 @@ class ProviderCore:
             "headers": auth,
             "timeout": httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
             "transport": self._transport,
+            "verify": shared_tls_context(),
         }
 
     # -- static facts ---------------------------------------------------------------------

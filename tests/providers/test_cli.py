@@ -271,3 +271,34 @@ def test_a_missing_key_for_one_provider_commands_exits_1(fleet: Fleet) -> None:
     result = fleet("terminate", "--provider", "runpod", "abc")
     assert result.code == cli.EXIT_FAILED
     assert "MissingCredentialsError" in result.err and "RUNPOD_API_KEY" in result.err
+
+
+def _documented_commands(path: Path, heading: str) -> list[list[str]]:
+    """The ``gpu-providers`` lines of the bash block under ``heading`` (comments dropped)."""
+    text = path.read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    block = section[section.index("```bash") + len("```bash") : section.index("```\n", 8)]
+    return [
+        line.split("#", 1)[0].split()[1:]
+        for line in block.splitlines()
+        if line.startswith("gpu-providers ")
+    ]
+
+
+def test_the_readme_commands_run(fleet: Fleet, tmp_path: Path) -> None:
+    commands = _documented_commands(ROOT / "README.md", "## GPU providers from the command line")
+    assert len(commands) == 4
+    known = tmp_path / "ids.txt"
+    known.write_text(f"{LD.ID_ACTIVE}\n", encoding="utf-8")
+    for argv in commands:
+        result = fleet(*[str(known) if a == "ids.txt" else a for a in argv])
+        assert result.code == cli.EXIT_OK, (argv, result.err)
+        if "--json" in argv:
+            assert result.json()["offers"]
+
+
+def test_the_guide_commands_parse(fleet: Fleet) -> None:
+    commands = _documented_commands(ROOT / "docs" / "providers.md", "## The command line")
+    assert len(commands) == 8
+    for argv in commands:
+        cli.parser().parse_args([a.replace("<ID>", "abc") for a in argv])

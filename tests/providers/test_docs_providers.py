@@ -65,5 +65,18 @@ def test_providers_guide_examples_run(
     assert sum(b"user_data" in request.content for request in launched) == 1
     # The documented instance keeps booting: the 15-minute wait ran on the fake clock.
     assert "not ready after 15 minutes: pending" in out
+    # Labels, the search across clouds and the orphans (issue 9).
+    assert "nightly-eval {'job': 'nightly', 'managed-by': 'gpu-providers'}" in out
+    deployed = [
+        o for o in runpod.operations if o.get("operationName") == "PodFindAndDeployOnDemand"
+    ]
+    assert deployed[-1]["variables"]["input"]["name"] == (
+        "nightly-eval.gpl.job_nightly.managed-by_gpu-providers"
+    )
+    assert "['lambda', 'runpod'] []" in out
+    assert "True [('paperspace', 'MissingCredentialsError')]" in out
+    assert "[('nightly-eval', 'would_terminate')]" in out
+    assert "[('nightly-eval', 'terminated', True)]" in out
+    assert out.count("8xH100 $") >= 2
     for closing in ("lam", "runpod"):
         namespace[closing].close()
