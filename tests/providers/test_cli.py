@@ -302,3 +302,27 @@ def test_the_guide_commands_parse(fleet: Fleet) -> None:
     assert len(commands) == 8
     for argv in commands:
         cli.parser().parse_args([a.replace("<ID>", "abc") for a in argv])
+
+
+def test_the_progress_line_shows_who_is_still_asked_only_when_enabled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gpu_providers._fanout import Progress
+
+    line = cli._ProgressLine(enabled=True)
+    for event in (
+        Progress("lambda", "started"),
+        Progress("runpod", "started"),
+        Progress("lambda", "done"),
+        Progress("runpod", "failed", "deadline"),
+    ):
+        line(event)
+    line.close()
+    err = capsys.readouterr().err
+    assert "asking providers 0/2: lambda, runpod" in err
+    assert "asking providers 1/2: runpod" in err
+    assert err.endswith("\r\033[K")
+    quiet = cli._ProgressLine(enabled=False)
+    quiet(Progress("lambda", "started"))
+    quiet.close()
+    assert capsys.readouterr().err == ""

@@ -238,3 +238,15 @@ def test_orphans_of_a_provider_without_a_client_are_skipped_not_gone() -> None:
     report = terminate_orphans(found, providers=[other], dry_run=False)
     assert [(o.action, o.gone) for o in report.outcomes] == [("skipped", False)]
     assert other.terminated == [] and fake.terminated == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_orphans_from_the_recorded_instance_list(kind: str) -> None:
+    from tests.providers.cassettes import provider_vcr
+    from tests.providers.lambda_cloud.scenarios import RECORDING_KEY
+
+    cls = LambdaProvider if kind == "sync" else AsyncLambdaProvider
+    with provider_vcr("lambda", "none").use_cassette("list_instances.yaml"):
+        found = _find(kind, [cls(api_key=RECORDING_KEY)], known=[])
+    assert [o.instance.instance_id for o in found.orphans] == [LD.ID_ACTIVE]
+    assert found.orphans[0].instance.labels == {"team": "ml", "job": "pretrain"}

@@ -28,10 +28,13 @@ from gpu_providers.search import (
     price_paid_per_gpu_hour,
     search_offers,
 )
+from tests.providers.cassettes import provider_vcr
 from tests.providers.lambda_cloud import documented as LD
+from tests.providers.lambda_cloud.scenarios import RECORDING_KEY as LAMBDA_RECORDING
 from tests.providers.loopback import AsyncFakeOffersProvider, FakeOffersProvider, offer
 from tests.providers.paperspace import documented as PD
 from tests.providers.runpod import documented as RD
+from tests.providers.runpod.scenarios import RECORDING_KEY as RUNPOD_RECORDING
 from tests.providers.test_labels import _keyless_runpod
 
 KEY = "SENTINEL-search-test-key-41cd"
@@ -291,3 +294,43 @@ def test_a_request_some_search_still_waits_for_is_not_cancelled() -> None:
     hasty, patient = asyncio.run(main())
     assert hasty.failures[0].error == "DeadlineExceeded"
     assert len(patient.offers) == 1 and fake.calls == 1 and fake.cancelled == 0
+
+
+# -- the recorded cassettes (cassettes/<api>/, replayed offline) ------------------------------
+
+
+def _replay(kind: str, api: str, cassette: str, clients: Any, filters: GPUFilters) -> OfferSearch:
+    with provider_vcr(api, "none").use_cassette(cassette):
+        return _search(kind, filters, clients)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_replays_the_recorded_offers(kind: str) -> None:
+    lam = (LambdaProvider if kind == "sync" else AsyncLambdaProvider)(api_key=LAMBDA_RECORDING)
+    lambda_found = _replay(kind, "lambda", "instance_types.yaml", [lam], GPUFilters())
+    direct = LambdaProvider(api_key=LAMBDA_RECORDING)
+    with provider_vcr("lambda", "none").use_cassette("instance_types.yaml"):
+        expected = direct.list_available_gpus()
+    assert lambda_found.answered == ["lambda"] and lambda_found.failures == []
+
+    def key(o: Any) -> str:
+        return str(o.model_dump_json())
+
+    assert sorted(map(key, (r.offer for r in lambda_found.offers))) == sorted(map(key, expected))
+    assert expected
+
+    rp = (RunPodProvider if kind == "sync" else AsyncRunPodProvider)(api_key=RUNPOD_RECORDING)
+    spot = GPUFilters(min_gpu_count=2, spot=True)
+    runpod_found = _replay(kind, "runpod", "offers.yaml", [rp], spot)
+    assert runpod_found.answered == ["runpod"] and runpod_found.offers
+    assert all(r.offer.spot and r.offer.gpu_count == 2 for r in runpod_found.offers)
+    prices = [r.price_per_gpu_hour or 0.0 for r in runpod_found.offers]
+    assert prices == sorted(prices) and all(prices)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_recorded_refusal_is_a_failure_beside_nothing(kind: str) -> None:
+    lam = (LambdaProvider if kind == "sync" else AsyncLambdaProvider)(api_key=LD.REVOKED_KEY)
+    found = _replay(kind, "lambda", "invalid_api_key.yaml", [lam], GPUFilters())
+    assert [(f.provider, f.error) for f in found.failures] == [("lambda", "AuthenticationError")]
+    assert found.offers == []
