@@ -19,6 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from .errors import (
+    InvalidRequestError,
     MissingCredentialsError,
     MissingDependencyError,
     ProviderError,
@@ -180,9 +181,9 @@ def deadline_failure(provider: str, timeout: float) -> ProviderFailure:
 
 
 def check_timeout(timeout: float) -> float:
-    """The per-provider deadline, checked."""
+    """The per-provider deadline, checked (``InvalidRequestError``, a ``ValueError``)."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError("timeout must be a positive number of seconds")
+        raise InvalidRequestError("timeout must be a positive number of seconds")
     return float(timeout)
 
 

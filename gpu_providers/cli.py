@@ -431,7 +431,10 @@ def cmd_orphans(args: argparse.Namespace, progress: _ProgressLine) -> int:
             _emit({"found": found.model_dump(mode="json"), "terminated": None})
         return code
     if not args.yes:
-        answer = input(f"terminate these {len(found.orphans)} instances? [y/N] ")
+        # The question goes to stderr: stdout stays clean for --json.
+        sys.stderr.write(f"terminate these {len(found.orphans)} instances? [y/N] ")
+        sys.stderr.flush()
+        answer = sys.stdin.readline()
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing terminated", file=sys.stderr)
             return code
@@ -479,7 +482,10 @@ def _client(args: argparse.Namespace) -> Any:
     from .factory import create_provider
 
     name = (_providers(args) or [""])[0]
-    return create_provider(name, **_options(args).get(name, {}))
+    options = dict(_options(args).get(name, {}))
+    if args.timeout is not None:
+        options["timeout"] = args.timeout  # per HTTP call
+    return create_provider(name, **options)
 
 
 def cmd_launch(args: argparse.Namespace, progress: _ProgressLine) -> int:
@@ -575,14 +581,20 @@ def _first_error(exc: Exception) -> str:
 
 
 def _failure_code(exc: BaseException) -> int:
-    from .errors import InstanceNotReadyError, InvalidRequestError, WaitTimeoutError
+    from .errors import (
+        InstanceNotReadyError,
+        InvalidRequestError,
+        UnsupportedFeatureError,
+        WaitTimeoutError,
+    )
 
     if getattr(exc, "maybe_submitted", False):
         return EXIT_MAYBE_LAUNCHED
     if isinstance(exc, (WaitTimeoutError, InstanceNotReadyError)):
         return EXIT_NOT_READY
-    if isinstance(exc, InvalidRequestError):
-        return EXIT_USAGE
+    refused_here = getattr(exc, "status_code", None) is None and getattr(exc, "body", None) is None
+    if isinstance(exc, (InvalidRequestError, UnsupportedFeatureError)) and refused_here:
+        return EXIT_USAGE  # the client refused it before sending (no vendor answer)
     return EXIT_FAILED
 
 

@@ -31,7 +31,7 @@ from ._fanout import (
     run_async,
     run_sync,
 )
-from .errors import InstanceNotFoundError, ProviderError
+from .errors import InstanceNotFoundError, InvalidRequestError, ProviderError
 from .labels import MANAGED_BY, check_labels
 from .types import GPUInstance, InstanceState
 
@@ -120,16 +120,17 @@ class TerminationReport(BaseModel):
 
 def _known(known_ids: Iterable[str]) -> frozenset[str]:
     if isinstance(known_ids, str):
-        raise TypeError("known_ids must be a collection of ids, not one string")
+        raise InvalidRequestError("known_ids must be a collection of ids, not one string")
     return frozenset(str(i).strip() for i in known_ids if str(i).strip())
 
 
 def _labels(labels: Mapping[str, str]) -> dict[str, str]:
     if not labels:
-        raise ValueError(
-            "labels must not be empty: orphans are found by the labels you launch with"
-        )
-    return check_labels(labels)
+        raise InvalidRequestError("labels must not be empty: orphans are found by your labels")
+    try:
+        return check_labels(labels)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
 
 
 def _orphan(instance: GPUInstance, source: str, now: datetime) -> Orphan:

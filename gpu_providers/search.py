@@ -40,6 +40,7 @@ from ._fanout import (
     run_async,
     run_sync,
 )
+from .errors import InvalidRequestError
 from .types import GPUFilters, GPUOffer
 
 __all__ = [
@@ -256,7 +257,7 @@ def _filters(filters: GPUFilters | None) -> GPUFilters:
     if filters is None:
         return GPUFilters()
     if not isinstance(filters, GPUFilters):
-        raise TypeError("filters must be a GPUFilters")
+        raise InvalidRequestError("filters must be a GPUFilters")
     return filters
 
 
@@ -298,8 +299,9 @@ def search_offers(
             (``{"lambda": {"api_key": ...}}``).
         on_progress: Called in the caller's thread as providers start and finish.
 
-    Raises ``UnsupportedProviderError`` for an unknown provider name and ``ValueError`` for
-    a bad timeout, before anything is sent; provider failures never raise.
+    Raises ``UnsupportedProviderError`` for an unknown provider name and
+    ``InvalidRequestError`` (a ``ValueError``) for a bad timeout or filters, before anything
+    is sent; provider failures never raise.
     """
     wanted = _filters(filters)
     deadline = check_timeout(timeout)

@@ -326,3 +326,18 @@ def test_the_progress_line_shows_who_is_still_asked_only_when_enabled(
     quiet(Progress("lambda", "started"))
     quiet.close()
     assert capsys.readouterr().err == ""
+
+
+def test_launch_refusals_locally_exit_2_and_by_the_vendor_exit_1(fleet: Fleet) -> None:
+    local = fleet("launch", "--provider", "lambda", "--gpu", "A10")  # no registered SSH key
+    assert local.code == cli.EXIT_USAGE and "InvalidRequestError" in local.err
+    assert not any(r.method == "POST" for r in fleet.lam.requests)
+    fleet.lam.launch_outcome = "insufficient-capacity"
+    vendor = fleet("launch", "--provider", "lambda", "--gpu", "A10", "--ssh-key-name", "laptop")
+    assert vendor.code == cli.EXIT_FAILED and "CapacityError" in vendor.err
+    fleet.lam.launch_outcome = "ok"
+    done = fleet(
+        "launch", "--provider", "lambda", "--gpu", "A10", "--ssh-key-name", "laptop", "--json"
+    )
+    assert done.code == cli.EXIT_OK, done.err
+    assert done.json()["labels"] == {"managed-by": "gpu-providers"}

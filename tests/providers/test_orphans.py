@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gpu_providers import GPUInstance, InstanceState, InstanceStatus
-from gpu_providers.errors import InstanceNotFoundError, ProviderServerError
+from gpu_providers.errors import InstanceNotFoundError, InvalidRequestError, ProviderServerError
 from gpu_providers.lambda_cloud import AsyncLambdaProvider, LambdaProvider
 from gpu_providers.orphans import (
     OrphanReport,
@@ -153,11 +153,11 @@ def test_a_provider_that_cannot_be_listed_makes_the_report_partial(kind: str) ->
 
 
 def test_labels_are_required_and_checked() -> None:
-    with pytest.raises(ValueError, match="must not be empty"):
+    with pytest.raises(InvalidRequestError, match="must not be empty"):
         find_orphans([], {}, [])
-    with pytest.raises(ValueError, match="label key"):
+    with pytest.raises(InvalidRequestError, match="label key"):
         find_orphans([], {"Bad": "x"}, [])
-    with pytest.raises(TypeError, match="collection"):
+    with pytest.raises(InvalidRequestError, match="collection"):
         find_orphans("abc", MINE, [])
 
 

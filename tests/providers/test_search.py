@@ -15,6 +15,7 @@ import pytest
 
 from gpu_providers import GPUFilters, _core
 from gpu_providers.errors import (
+    InvalidRequestError,
     ProviderServerError,
     UnsupportedProviderError,
 )
@@ -194,9 +195,9 @@ def test_bad_input_fails_before_anything_is_sent() -> None:
     fake = FakeOffersProvider("fake", [])
     with pytest.raises(UnsupportedProviderError, match="coreweave"):
         search_offers(None, [fake, "coreweave"])
-    with pytest.raises(ValueError, match="timeout"):
+    with pytest.raises(InvalidRequestError, match="timeout"):
         search_offers(None, [fake], timeout=0)
-    with pytest.raises(TypeError, match="GPUFilters"):
+    with pytest.raises(InvalidRequestError, match="GPUFilters"):
         search_offers({"gpu_types": ["H100"]}, [fake])  # type: ignore[arg-type]
     assert fake.calls == 0
 
