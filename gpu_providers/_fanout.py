@@ -74,6 +74,9 @@ class Target:
     client: Any
     owned: bool
     anonymous: bool = False
+    #: A task that still uses the client after this call gave up on it (a shared request
+    #: another search waits for): an owned client is closed when it ends.
+    busy: asyncio.Future[Any] | None = None
 
 
 @dataclass
@@ -313,8 +316,29 @@ async def run_async(
 async def aclose_all(targets: list[Target]) -> None:
     """Close the clients we created (async)."""
     for target in targets:
-        if target.owned:
-            try:
-                await target.client.aclose()
-            except Exception:
-                logger.debug("closing %s failed", type(target.client).__name__, exc_info=True)
+        if not target.owned:
+            continue
+        if target.busy is not None and not target.busy.done():
+            target.busy.add_done_callback(_aclose_later(target.client))
+            continue
+        await _aclose_quietly(target.client)
+
+
+#: Late closes in flight (a reference, so they are not garbage-collected midway).
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _aclose_later(client: Any) -> Callable[[Any], None]:
+    def close(_: Any) -> None:
+        task = asyncio.ensure_future(_aclose_quietly(client))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    return close
+
+
+async def _aclose_quietly(client: Any) -> None:
+    try:
+        await client.aclose()
+    except Exception:  # closing must not replace what the caller gets
+        logger.debug("closing %s failed", type(client).__name__, exc_info=True)

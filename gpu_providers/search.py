@@ -202,10 +202,15 @@ class OfferCache:
                 self._threads.pop(key, None)
 
     async def aget(
-        self, key: Hashable, fetch: Callable[[], Awaitable[list[GPUOffer]]]
+        self,
+        key: Hashable,
+        fetch: Callable[[], Awaitable[list[GPUOffer]]],
+        *,
+        on_flight: Callable[[asyncio.Task[list[GPUOffer]]], None] | None = None,
     ) -> list[GPUOffer]:
-        """The async twin of ``get``. The request runs as its own task; when every search
-        waiting for it has given up (deadline, cancellation), it is cancelled."""
+        """The async twin of ``get``. The request runs as its own task (``on_flight`` is
+        told which); when every search waiting for it has given up (deadline,
+        cancellation), it is cancelled."""
         loop_key = (key, id(asyncio.get_running_loop()))
         with self._lock:
             cached = self._fresh(key)
@@ -215,6 +220,8 @@ class OfferCache:
             if task is None:
                 task = self._tasks[loop_key] = asyncio.ensure_future(self._flight(key, fetch))
                 self.fetches += 1
+                if on_flight is not None:  # this search's client runs it
+                    on_flight(task)
             self._waiters[loop_key] = self._waiters.get(loop_key, 0) + 1
         try:
             return await asyncio.shield(task)
@@ -338,7 +345,13 @@ async def asearch_offers(
 
     async def ask(target: Target) -> list[GPUOffer]:
         key = (account_key(target.client), wanted.model_dump_json())
-        return await store.aget(key, lambda: target.client.list_available_gpus(wanted))
+
+        def running(task: asyncio.Task[Any]) -> None:
+            target.busy = task  # another search may still wait for it: close after
+
+        return await store.aget(
+            key, lambda: target.client.list_available_gpus(wanted), on_flight=running
+        )
 
     outcome = await run_async(targets, ask, timeout=deadline, on_progress=on_progress)
     return _result(outcome.results, failures + outcome.failures, skipped, wanted)

@@ -335,3 +335,44 @@ def test_a_recorded_refusal_is_a_failure_beside_nothing(kind: str) -> None:
     found = _replay(kind, "lambda", "invalid_api_key.yaml", [lam], GPUFilters())
     assert [(f.provider, f.error) for f in found.failures] == [("lambda", "AuthenticationError")]
     assert found.offers == []
+
+
+def test_a_search_that_gives_up_keeps_its_client_open_for_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two async searches by name (clients the searches create and close) share one request
+    # of the documented Lambda, answered after 0.3 s; the first gives up after 0.1 s. Its
+    # client runs the shared request: it must not be closed before the answer.
+    account = LD.DocumentedLambda()
+    events: list[str] = []
+    close = AsyncLambdaProvider.aclose
+
+    async def recorded_close(self: AsyncLambdaProvider) -> None:
+        events.append("closed")
+        await close(self)
+
+    monkeypatch.setattr(AsyncLambdaProvider, "aclose", recorded_close)
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)
+        events.append("answered")
+        return account(request)
+
+    options = {"lambda": {"api_key": KEY, "transport": httpx.MockTransport(slow)}}
+    cache = OfferCache()
+
+    async def main() -> tuple[OfferSearch, OfferSearch]:
+        hasty = asyncio.ensure_future(
+            asearch_offers(None, ["lambda"], timeout=0.1, cache=cache, provider_options=options)
+        )
+        await asyncio.sleep(0)  # the hasty search starts the request
+        patient = await asearch_offers(
+            None, ["lambda"], timeout=5, cache=cache, provider_options=options
+        )
+        return await hasty, patient
+
+    hasty, patient = asyncio.run(main())
+    assert [f.error for f in hasty.failures] == ["DeadlineExceeded"]
+    assert patient.failures == [] and patient.offers
+    assert cache.fetches == 1 and len(account.requests) == 1
+    assert events == ["answered", "closed", "closed"]
