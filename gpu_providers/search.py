@@ -103,12 +103,11 @@ def price_paid_per_gpu_hour(offer: GPUOffer) -> tuple[float | None, dict[str, fl
 
 
 def rank(offers: Sequence[GPUOffer], filters: GPUFilters) -> list[RankedOffer]:
-    """Offers that pass ``filters`` (the price limit applies to the price paid), cheapest
-    per GPU-hour first; offers without a price come last."""
+    """Offers cheapest per GPU-hour paid first (offers without a price last). Providers
+    applied ``filters`` already (in their own terms: RunPod matches ``us-east`` as ``US``);
+    here only the price limit is applied again, to the price paid, components included."""
     ranked = []
     for offer in offers:
-        if not filters.matches(offer):
-            continue
         price, components = price_paid_per_gpu_hour(offer)
         limit = filters.max_price_per_gpu
         if limit is not None and (price is None or price > limit):

@@ -376,3 +376,10 @@ def test_a_search_that_gives_up_keeps_its_client_open_for_the_others(
     assert patient.failures == [] and patient.offers
     assert cache.fetches == 1 and len(account.requests) == 1
     assert events == ["answered", "closed", "closed"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_regions_are_matched_in_each_providers_terms(kind: str) -> None:
+    # RunPod answers us-east with offers in country US: the search keeps them.
+    found = _search(kind, GPUFilters(gpu_types=["H100"], regions=["us-east"]), _clients(kind)[2:])
+    assert found.offers and {r.offer.region for r in found.offers} == {"US"}
