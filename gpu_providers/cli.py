@@ -194,7 +194,7 @@ def parser() -> argparse.ArgumentParser:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Plain aligned text (numbers right-aligned)."""
-    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     numeric = [
         bool(rows) and all(isinstance(r[i], (int, float)) or r[i] is None for r in rows)
@@ -208,6 +208,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         ).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):  # cents, or four places for small rates
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 else f"{value:.4f}"
+    return str(value)
 
 
 def _money(value: float | None) -> float | None:

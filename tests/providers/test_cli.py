@@ -341,3 +341,13 @@ def test_launch_refusals_locally_exit_2_and_by_the_vendor_exit_1(fleet: Fleet) -
     )
     assert done.code == cli.EXIT_OK, done.err
     assert done.json()["labels"] == {"managed-by": "gpu-providers"}
+
+
+def test_tables_align_columns_and_right_align_numbers() -> None:
+    text = cli.table(("NAME", "$/H"), [("a", 47.6), ("longer", 0.05), ("c", None)])
+    assert text.splitlines() == [
+        "NAME       $/H",
+        "a        47.60",
+        "longer  0.0500",
+        "c            -",
+    ]
