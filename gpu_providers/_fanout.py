@@ -133,24 +133,30 @@ def plan(
             continue
         name = _lookup(item).name
         extra = dict((options or {}).get(name, {}))
+        why: BaseException
         try:
             client = make(name, **extra)
             targets.append(Target(label(name), client, owned=True))
             continue
         except MissingCredentialsError as exc:
-            if keyless and "api_key" not in extra and _public_catalog(name):
-                client = make(name, anonymous=True, **extra)
-                targets.append(Target(label(name), client, owned=True, anonymous=True))
-                continue
-            why: ProviderError = exc
-        except MissingDependencyError as exc:
             why = exc
+            if keyless and "api_key" not in extra and _public_catalog(name):
+                try:
+                    client = make(name, anonymous=True, **extra)
+                except Exception as anonymous_failed:  # a plugin without anonymous=
+                    why = anonymous_failed if isinstance(anonymous_failed, ProviderError) else exc
+                else:
+                    targets.append(Target(label(name), client, owned=True, anonymous=True))
+                    continue
         except UnsupportedProviderError:
             raise
+        except Exception as exc:  # a missing extra, or a plugin that cannot be created
+            why = exc
         if explicit:
             failures.append(failure(name, why))
         else:
-            skipped.append(SkippedProvider(provider=name, reason=why.message))
+            reason = why.message if isinstance(why, ProviderError) else type(why).__name__
+            skipped.append(SkippedProvider(provider=name, reason=reason))
     return targets, skipped, failures
 
 
