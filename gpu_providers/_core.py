@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Generator, Mapping
@@ -45,6 +46,7 @@ from .errors import (
     CircuitOpenError,
     InstanceNotReadyError,
     InvalidRequestError,
+    MissingCredentialsError,
     ProviderConnectionError,
     ProviderError,
     ProviderServerError,
@@ -57,6 +59,7 @@ from .errors import (
     error_for_status,
 )
 from .gpus import GPUSpec, gpu_spec
+from .labels import LabelTransport, check_labels, decode_name, encode_name, matches
 from .types import (
     GPUFilters,
     GPUInstance,
@@ -228,6 +231,21 @@ def shared_account(
         return account
 
 
+_tls: ssl.SSLContext | None = None
+_tls_lock = threading.Lock()
+
+
+def shared_tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process (httpx's defaults: certifi, or
+    SSL_CERT_FILE/SSL_CERT_DIR). Loading the CA bundle costs ~0.1 s of CPU; paid per client,
+    it serialized an offer search's fan-out (benchmarks/search.py)."""
+    global _tls
+    with _tls_lock:
+        if _tls is None:
+            _tls = httpx.create_ssl_context()
+        return _tls
+
+
 # -- the core -------------------------------------------------------------------------------------
 
 
@@ -284,6 +302,13 @@ class ProviderCore:
     notes: ClassVar[tuple[str, ...]] = ()
     #: ``wait_until_ready`` polling: first interval and cap, seconds.
     ready_poll: ClassVar[tuple[float, float]] = (5.0, 30.0)
+    #: How ``LaunchRequest.labels`` travel (``gpu_providers.labels``): the vendor's tags
+    #: (the launch flow sends them, the mapping reads them back), the instance name (done
+    #: here around the flows), or not at all.
+    label_transport: ClassVar[LabelTransport] = LabelTransport.NONE
+    #: Operations (``Effect.operation``) the provider answers without an API key; a client
+    #: created with ``anonymous=True`` may run only these (its public catalog).
+    keyless_operations: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -297,6 +322,7 @@ class ProviderCore:
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
         home: Any = None,
+        anonymous: bool = False,
     ) -> None:
         """Create a client.
 
@@ -313,6 +339,9 @@ class ProviderCore:
                 ``httpx.AsyncBaseTransport``.
             env: Environment to read the key from (default ``os.environ``).
             home: Home directory to read the vendor's config file from.
+            anonymous: Send no key at all: only the provider's public catalog
+                (``keyless_operations``, ``ProviderFeature.PUBLIC_CATALOG``) can be used;
+                anything else raises ``MissingCredentialsError`` before it is sent.
         """
         if self.extra is not None:  # the wire stack loads lazily: say now what is missing
             require_extra(self.extra, provider=self.name)
@@ -320,7 +349,17 @@ class ProviderCore:
             raise InvalidRequestError("timeout must be positive", provider=self.name)
         if max_retries < 0:
             raise InvalidRequestError("max_retries must be 0 or more", provider=self.name)
-        self._api_key = resolve_api_key(self.name, api_key, self.credentials, env=env, home=home)
+        self._anonymous = anonymous
+        if anonymous:
+            if not self.keyless_operations:
+                raise MissingCredentialsError(
+                    f"{self.display_name} answers nothing without an API key", provider=self.name
+                )
+            self._api_key = SecretStr("")
+        else:
+            self._api_key = resolve_api_key(
+                self.name, api_key, self.credentials, env=env, home=home
+            )
         self._base_url = (base_url or self.default_base_url).rstrip("/")
         self._timeout = timeout
         self._policy = RetryPolicy(
@@ -341,11 +380,14 @@ class ProviderCore:
 
     def _httpx_options(self) -> dict[str, Any]:
         """Options of the httpx client behind the wire (auth header, timeouts, transport)."""
+        key = self._api_key.get_secret_value()
+        auth = {} if self._anonymous else {"Authorization": f"Bearer {key}"}
         return {
             "base_url": self._base_url,
-            "headers": {"Authorization": f"Bearer {self._api_key.get_secret_value()}"},
+            "headers": auth,
             "timeout": httpx.Timeout(self._timeout, connect=min(self._timeout, 10.0)),
             "transport": self._transport,
+            "verify": shared_tls_context(),
         }
 
     # -- static facts ---------------------------------------------------------------------
@@ -376,7 +418,21 @@ class ProviderCore:
 
     def supports_feature(self, feature: ProviderFeature) -> bool:
         """Whether the provider can do ``feature``."""
-        return ProviderFeature(feature) in self.features
+        feature = ProviderFeature(feature)
+        if feature is ProviderFeature.LABELS:
+            return self.label_transport is not LabelTransport.NONE
+        if feature is ProviderFeature.PUBLIC_CATALOG:
+            return bool(self.keyless_operations)
+        return feature in self.features
+
+    def _check_keyless(self, effect: Effect) -> None:
+        """An anonymous client sends only what the provider answers without a key."""
+        if self._anonymous and effect.operation not in self.keyless_operations:
+            raise MissingCredentialsError(
+                f"{effect.operation}: {self.display_name} needs an API key for this "
+                "(this client was created with anonymous=True)",
+                provider=self.name,
+            )
 
     def translate_gpu_type(self, standard: str) -> str:
         """The provider's name for a canonical GPU type (``InvalidRequestError`` if none)."""
@@ -592,6 +648,54 @@ class ProviderCore:
                     f"{self.display_name} cannot take {name} at launch", provider=self.name
                 )
 
+    # -- labels (gpu_providers.labels): one place for every provider ------------------------
+
+    def _relabel(self, instance: GPUInstance) -> GPUInstance:
+        """An instance as the caller sees it: name-encoded labels decoded."""
+        if self.label_transport is not LabelTransport.NAME:
+            return instance
+        name, labels = decode_name(instance.name)
+        if not labels:
+            return instance
+        return instance.model_copy(update={"name": name, "labels": {**instance.labels, **labels}})
+
+    def _flow_launch_labelled(self, request: LaunchRequest) -> Flow[GPUInstance]:
+        if request.labels and self.label_transport is LabelTransport.NONE:
+            raise UnsupportedFeatureError(
+                f"{self.display_name} cannot carry labels", provider=self.name
+            )
+        if request.labels and self.label_transport is LabelTransport.NAME:
+            try:
+                name = encode_name(request.name, request.labels)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc), provider=self.name) from None
+            # The provider's flow sees the encoded name and no labels (model_copy does not
+            # re-run the 64-character name check: the encoded name may be longer).
+            request = request.model_copy(update={"name": name, "labels": {}})
+        instance = yield from self._flow_launch(request)
+        return self._relabel(instance)
+
+    def _flow_list_labelled(
+        self, name_prefix: str | None, labels: Mapping[str, str] | None
+    ) -> Flow[list[GPUInstance]]:
+        if name_prefix is not None and not isinstance(name_prefix, str):
+            raise InvalidRequestError("name_prefix must be a string", provider=self.name)
+        try:
+            wanted = check_labels(labels or {})
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), provider=self.name) from None
+        # A name-encoded name starts with the name asked for, but not without one: match
+        # prefixes on the decoded name.
+        by_name = self.label_transport is LabelTransport.NAME
+        found = yield from self._flow_list(None if by_name else name_prefix)
+        instances = [self._relabel(i) for i in found]
+        return [
+            i
+            for i in instances
+            if (not name_prefix or (i.name or "").startswith(name_prefix))
+            and matches(i.labels, wanted)
+        ]
+
     def _flow_terminate_idempotent(self, instance_id: str) -> Flow[None]:
         from .errors import InstanceNotFoundError
 
@@ -650,6 +754,7 @@ class SyncProviderBase(ProviderCore):
         if isinstance(effect, Pause):
             self._clock.sleep(effect.seconds)
             return None
+        self._check_keyless(effect)
         for attempt in self._policy.sync(self._clock.sleep):
             with attempt:
                 wait = self._account.limiter.reserve(effect.kind, max_wait=MAX_RETRY_AFTER)
@@ -699,7 +804,7 @@ class SyncProviderBase(ProviderCore):
 
     def launch_instance(self, request: LaunchRequest) -> GPUInstance:
         """Launch one instance (never replayed once it may have reached the provider)."""
-        return self._run(self._flow_launch(request))
+        return self._run(self._flow_launch_labelled(request))
 
     def terminate_instance(self, instance_id: str) -> None:
         """Terminate an instance; already gone (on the provider's own proof) is success."""
@@ -717,9 +822,12 @@ class SyncProviderBase(ProviderCore):
         """
         return self._run(self._flow_wait_ready(instance_id, timeout))
 
-    def list_instances(self, name_prefix: str | None = None) -> list[GPUInstance]:
-        """Instances of this account, optionally filtered by name prefix."""
-        return self._run(self._flow_list(name_prefix))
+    def list_instances(
+        self, name_prefix: str | None = None, *, labels: Mapping[str, str] | None = None
+    ) -> list[GPUInstance]:
+        """Instances of this account, optionally only those whose name starts with
+        ``name_prefix`` and that carry every ``key=value`` of ``labels``."""
+        return self._run(self._flow_list_labelled(name_prefix, labels))
 
     def list_available_gpus(self, filters: GPUFilters | None = None) -> list[GPUOffer]:
         """Offers you can launch, cheapest per GPU first."""
@@ -754,6 +862,7 @@ class AsyncProviderBase(ProviderCore):
         if isinstance(effect, Pause):
             await self._clock.asleep(effect.seconds)
             return None
+        self._check_keyless(effect)
         async for attempt in self._policy.asynchronous(self._clock.asleep):
             with attempt:
                 wait = self._account.limiter.reserve(effect.kind, max_wait=MAX_RETRY_AFTER)
@@ -803,7 +912,7 @@ class AsyncProviderBase(ProviderCore):
 
     async def launch_instance(self, request: LaunchRequest) -> GPUInstance:
         """Launch one instance (never replayed once it may have reached the provider)."""
-        return await self._run(self._flow_launch(request))
+        return await self._run(self._flow_launch_labelled(request))
 
     async def terminate_instance(self, instance_id: str) -> None:
         """Terminate an instance; already gone (on the provider's own proof) is success."""
@@ -822,9 +931,12 @@ class AsyncProviderBase(ProviderCore):
         """
         return await self._run(self._flow_wait_ready(instance_id, timeout))
 
-    async def list_instances(self, name_prefix: str | None = None) -> list[GPUInstance]:
-        """Instances of this account, optionally filtered by name prefix."""
-        return await self._run(self._flow_list(name_prefix))
+    async def list_instances(
+        self, name_prefix: str | None = None, *, labels: Mapping[str, str] | None = None
+    ) -> list[GPUInstance]:
+        """Instances of this account, optionally only those whose name starts with
+        ``name_prefix`` and that carry every ``key=value`` of ``labels``."""
+        return await self._run(self._flow_list_labelled(name_prefix, labels))
 
     async def list_available_gpus(self, filters: GPUFilters | None = None) -> list[GPUOffer]:
         """Offers you can launch, cheapest per GPU first."""

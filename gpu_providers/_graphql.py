@@ -50,6 +50,7 @@ class _GraphQLWire(ProviderCore):
             "headers": options["headers"],
             "timeout": options["timeout"],
             "transport": options["transport"],
+            "verify": options["verify"],
         }
 
     def _new_client(self, path: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 if sys.version_info >= (3, 11):
@@ -52,8 +53,11 @@ class ProviderClient(Protocol):
         """
         ...
 
-    def list_instances(self, name_prefix: str | None = None) -> list[GPUInstance]:
-        """Instances of this account, optionally only those whose name starts with a prefix."""
+    def list_instances(
+        self, name_prefix: str | None = None, *, labels: Mapping[str, str] | None = None
+    ) -> list[GPUInstance]:
+        """Instances of this account, optionally only those whose name starts with a prefix
+        and that carry every ``key=value`` of ``labels`` (``gpu_providers.labels``)."""
         ...
 
     def list_available_gpus(self, filters: GPUFilters | None = None) -> list[GPUOffer]:
@@ -115,7 +119,9 @@ class AsyncProviderClient(Protocol):
         """See ``ProviderClient.get_instance_status``."""
         ...
 
-    async def list_instances(self, name_prefix: str | None = None) -> list[GPUInstance]:
+    async def list_instances(
+        self, name_prefix: str | None = None, *, labels: Mapping[str, str] | None = None
+    ) -> list[GPUInstance]:
         """See ``ProviderClient.list_instances``."""
         ...
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .gpus import canonical_gpu_name
+from .labels import check_labels
 
 __all__ = [
     "GPUFilters",
@@ -85,6 +86,12 @@ class ProviderFeature(str, enum.Enum):
     ENVIRONMENT = "environment"
     #: ``LaunchRequest.ssh_public_key`` is installed on the instance.
     SSH_PUBLIC_KEY = "ssh_public_key"
+    # -- labels and offer search (issue 9) --
+    #: ``LaunchRequest.labels`` is honoured (vendor tags or the instance name, see
+    #: ``gpu_providers.labels``) and ``list_instances(labels=...)`` finds them again.
+    LABELS = "labels"
+    #: ``list_available_gpus`` works without an API key (the provider's public catalog).
+    PUBLIC_CATALOG = "public_catalog"
 
 
 class GPUOffer(_Model):
@@ -108,11 +115,13 @@ class GPUOffer(_Model):
     price_source: str | None = Field(
         default=None, description="Where the price comes from (the API field or document)"
     )
-    # TensorDock prices a VM from parts; other providers leave this None.
+    # One rule for every provider: hourly_price is everything billed by the hour for the offer
+    # as listed; where a provider prices parts (a marketplace's storage, TensorDock's vCPU and
+    # RAM), they are listed here and add up to hourly_price.
     price_breakdown: dict[str, float] | None = Field(
         default=None,
         description="USD/hour per part of hourly_price where the provider prices parts "
-        "(TensorDock: gpu, vcpu, ram, storage for the offer's vcpus, ram_gb, disk_gb)",
+        "(e.g. TensorDock: gpu, vcpu, ram, storage); None where it states one price",
     )
 
 
@@ -159,7 +168,9 @@ class LaunchRequest(_Model):
         name: Instance name (also used by ``list_instances(name_prefix=...)``).
         ssh_key_names: Names of SSH keys registered with the provider.
         ssh_public_key: A public key to install, for providers that take one directly.
-        labels: Tags/labels, where the provider supports them.
+        labels: ``key=value`` labels (rules in ``gpu_providers.labels``): vendor tags where
+            the provider has them, else encoded in the instance name; read back in
+            ``GPUInstance.labels`` and matched by ``list_instances(labels=...)``.
         spot: Ask for interruptible (spot) capacity.
         bid_price: Max USD/hour per GPU for spot capacity (providers with bidding).
         disk_gb: Boot/container disk size.
@@ -202,6 +213,11 @@ class LaunchRequest(_Model):
     @classmethod
     def _canonical(cls, value: str) -> str:
         return canonical_gpu_name(value)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
 
     @field_validator("image")
     @classmethod

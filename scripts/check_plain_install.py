@@ -60,6 +60,37 @@ def check() -> list[str]:
         problems.append(f"License-Expression is {dist.metadata['License-Expression']!r}")
     if not any(file.name == "LICENSE" for file in dist.files or ()):
         problems.append("the LICENSE file is not installed")
+    problems += _check_command_line()
+    return problems
+
+
+def _check_command_line() -> list[str]:
+    """issue 9: the ``gpu-providers`` console script is installed and starts without extras;
+    providers whose extra is missing are skipped, not failed."""
+    import json
+    import subprocess
+
+    script = Path(sys.executable).parent / "gpu-providers"
+    if not script.is_file():
+        return ["the gpu-providers console script is not installed"]
+    problems = []
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    if done.returncode != 0 or "offers" not in done.stdout:
+        problems.append(f"gpu-providers --help exited {done.returncode}")
+    env = {"HOME": str(Path(sys.executable).parent), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [str(script), "offers", "--json", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    try:
+        skipped = {s["provider"] for s in json.loads(done.stdout)["skipped"]}
+    except (ValueError, KeyError, TypeError):
+        skipped = set()
+    if not {"runpod"} <= skipped:
+        problems.append(f"gpu-providers offers without extras: {done.stdout or done.stderr}")
     return problems
 
 

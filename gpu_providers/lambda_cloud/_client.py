@@ -14,6 +14,7 @@ from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvid
 from .._startup import boot_script
 from ..errors import CapacityError, InvalidRequestError, ProviderError, UnsupportedFeatureError
 from ..gpus import GPUSpec
+from ..labels import LabelTransport
 from ..types import (
     GPUFilters,
     GPUInstance,
@@ -63,8 +64,10 @@ class _LambdaCore(ProviderCore):
             # an extra key, installed by the same first-boot script (one registered key is
             # still required by the launch API)
             ProviderFeature.SSH_PUBLIC_KEY,
+            ProviderFeature.LABELS,  # as Lambda tags
         }
     )
+    label_transport = LabelTransport.TAGS
     rate_limit = RateLimitSpec(
         requests_per_second=1.0,
         launch_min_interval=12.0,

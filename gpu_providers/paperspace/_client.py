@@ -20,6 +20,7 @@ from ..errors import (
     UnsupportedFeatureError,
 )
 from ..gpus import GPUSpec, gpu_spec
+from ..labels import LabelTransport
 from ..types import (
     GPUFilters,
     GPUInstance,
@@ -69,8 +70,11 @@ class _PaperspaceCore(ProviderCore):
             ProviderFeature.STARTUP_SCRIPT,
             ProviderFeature.ENVIRONMENT,
             ProviderFeature.SSH_PUBLIC_KEY,
+            ProviderFeature.LABELS,  # in the machine name
         }
     )
+    #: Machines take no tags: labels are encoded in the machine name (gpu_providers.labels).
+    label_transport = LabelTransport.NAME
     rate_limit = RateLimitSpec(
         requests_per_second=2.0,
         burst=2,
@@ -86,7 +90,8 @@ class _PaperspaceCore(ProviderCore):
     notes = (
         "The API exposes no price list: offers carry no price, and a machine's usage rate is "
         "known only after it is created (GPUInstance.hourly_price).",
-        "Machines take no tags. ssh_public_key, env and startup_script travel in a startup "
+        "Machines take no tags: labels are encoded in the machine name "
+        "(gpu_providers.labels). ssh_public_key, env and startup_script travel in a startup "
         "script created for the launch (gpu-providers-<machine name>); it stays in the team's "
         "account after a successful launch (the machine runs it at first boot); env is "
         "appended to /etc/environment, which every user on the machine can read.",
@@ -197,8 +202,6 @@ class _PaperspaceCore(ProviderCore):
 
         if request.spot or request.bid_price is not None:
             raise UnsupportedFeatureError("Paperspace has no spot machines", provider=self.name)
-        if request.labels:
-            raise UnsupportedFeatureError("Paperspace machines take no labels", provider=self.name)
         self._unsupported(
             request,
             file_systems=bool(request.file_systems),

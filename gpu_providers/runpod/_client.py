@@ -20,9 +20,9 @@ from ..errors import (
     InvalidRequestError,
     ProviderError,
     UnexpectedResponseError,
-    UnsupportedFeatureError,
 )
 from ..gpus import GPUSpec
+from ..labels import LabelTransport
 from ..types import (
     GPUFilters,
     GPUInstance,
@@ -88,8 +88,14 @@ class _RunPodCore(ProviderCore):
             ProviderFeature.STARTUP_SCRIPT,
             ProviderFeature.ENVIRONMENT,
             ProviderFeature.SSH_PUBLIC_KEY,
+            ProviderFeature.LABELS,  # in the pod name
+            ProviderFeature.PUBLIC_CATALOG,
         }
     )
+    #: Pods take no tags: labels are encoded in the pod name (gpu_providers.labels).
+    label_transport = LabelTransport.NAME
+    #: gpuTypes (prices and stock) answers without a key (FACTS.md: gpuhunt sends none).
+    keyless_operations = frozenset({"list_gpu_types"})
     region_aliases = REGION_ALIASES
     known_regions = DATA_CENTERS
     rate_limit = RateLimitSpec(
@@ -196,8 +202,6 @@ class _RunPodCore(ProviderCore):
             PodRentInterruptableInput,
         )
 
-        if request.labels:
-            raise UnsupportedFeatureError("RunPod pods take no labels", provider=self.name)
         self._unsupported(request, file_systems=bool(request.file_systems))
         if request.ssh_key_names:
             raise InvalidRequestError(

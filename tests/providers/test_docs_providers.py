@@ -91,5 +91,18 @@ def test_providers_guide_examples_run(
     assert f"{runpod_rest_docs.NEW_IDS[0]} {runpod_rest_docs.POD_PUBLIC_IP} 10400" in out
     assert runpod_rest_docs.NEW_IDS[0] not in runpod_rest.pods
     assert "spot: False" in out and "unknown RunPod api 'soap'" in out
+    # Labels, the search across clouds and the orphans (issue 9).
+    assert "nightly-eval {'job': 'nightly', 'managed-by': 'gpu-providers'}" in out
+    deployed = [
+        o for o in runpod.operations if o.get("operationName") == "PodFindAndDeployOnDemand"
+    ]
+    assert deployed[-1]["variables"]["input"]["name"] == (
+        "nightly-eval.gpl.job_nightly.managed-by_gpu-providers"
+    )
+    assert "['lambda', 'runpod'] []" in out
+    assert "True [('paperspace', 'MissingCredentialsError')]" in out
+    assert "[('nightly-eval', 'would_terminate')]" in out
+    assert "[('nightly-eval', 'terminated', True)]" in out
+    assert out.count("8xH100 $") >= 2
     for closing in ("lam", "runpod"):
         namespace[closing].close()

@@ -246,7 +246,7 @@ def test_bad_launch_requests_cannot_be_built(fields: dict[str, Any]) -> None:
     [
         ({"gpu_type": "L4"}, InvalidRequestError),  # a GPU Paperspace does not offer
         ({"gpu_type": "RTX4090", "region": "ny2"}, InvalidRequestError),
-        ({"gpu_type": "A6000", "labels": {"team": "ml"}}, UnsupportedFeatureError),
+        ({"gpu_type": "A6000", "name": "x.gpl.y", "labels": {"team": "ml"}}, InvalidRequestError),
         ({"gpu_type": "A6000", "spot": True}, UnsupportedFeatureError),
         ({"gpu_type": "A6000", "spot": True, "bid_price": 0.5}, UnsupportedFeatureError),
         ({"gpu_type": "A6000", "ssh_key_names": ["laptop"]}, UnsupportedFeatureError),

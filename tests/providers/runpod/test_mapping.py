@@ -39,7 +39,6 @@ from gpu_providers.errors import (
     QuotaExceededError,
     RateLimitError,
     UnexpectedResponseError,
-    UnsupportedFeatureError,
 )
 from gpu_providers.runpod import AsyncRunPodProvider, RunPodProvider
 from gpu_providers.runpod import _mapping as M
@@ -435,7 +434,7 @@ def test_bad_launch_requests_cannot_be_built(fields: dict[str, Any]) -> None:
     [
         ({"gpu_type": "P4000"}, InvalidRequestError),  # RunPod has no P4000
         ({"gpu_type": "A10G", "spot": True}, InvalidRequestError),
-        ({"gpu_type": "H100", "labels": {"team": "ml"}}, UnsupportedFeatureError),
+        ({"gpu_type": "H100", "name": "gpl", "labels": {"team": "ml"}}, InvalidRequestError),
         ({"gpu_type": "H100", "ssh_key_names": ["laptop"]}, InvalidRequestError),
         ({"gpu_type": "H100", "region": "  "}, InvalidRequestError),
     ],
