@@ -677,7 +677,9 @@ def test_an_interrupt_after_the_create_warns(
             attached.launch_instance(ON_DEMAND)
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "after the launch may have reached RunPod" in record.getMessage()
+    assert record.getMessage().startswith("launch interrupted")  # the create, not the pricing
     assert record.maybe_submitted is True  # type: ignore[attr-defined]
+    assert record.operation == "launch"  # type: ignore[attr-defined]
     assert NEW_ID in responder.pods
 
 
@@ -710,7 +712,9 @@ def test_cancelling_an_async_launch_in_flight_warns(
         asyncio.run(run())
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "after the launch may have reached RunPod" in record.getMessage()
+    assert record.getMessage().startswith("launch interrupted")  # the create, not the pricing
     assert record.maybe_submitted is True  # type: ignore[attr-defined]
+    assert record.operation == "launch"  # type: ignore[attr-defined]
     assert NEW_ID in responder.pods
 
 
