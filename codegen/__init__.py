@@ -32,6 +32,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "lambda": ("openapi-python-client", "lambda_cloud"),
     "paperspace": ("openapi-python-client", "paperspace"),
     "runpod": ("ariadne-codegen", "runpod"),
+    "vastai": ("openapi-python-client", "vastai"),
 }
 
 #: Settings for the ruff post-hooks over the generated tree. ``--isolated`` ignores every

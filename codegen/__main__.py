@@ -1,4 +1,4 @@
-"""Command line: ``python -m codegen [lambda|paperspace|runpod ...] [--check] [--spec PATH]``."""
+"""Command line: ``python -m codegen [PROVIDER ...] [--check] [--spec PATH]``."""
 
 from __future__ import annotations
 

@@ -45,6 +45,11 @@ def _read_runpod_toml(path: Path) -> str | None:
     return None
 
 
+def _read_plain_key(path: Path) -> str | None:
+    # The Vast.ai CLI (vast-cli vast.py, APIKEY_FILE) stores the bare key in the file.
+    return path.read_text(encoding="utf-8").strip() or None
+
+
 @dataclass(frozen=True)
 class CredentialSource:
     """Where a provider's API key may be found."""
@@ -63,6 +68,10 @@ PAPERSPACE = CredentialSource(
 )
 RUNPOD = CredentialSource(
     "RUNPOD_API_KEY", ".runpod/config.toml", '[default] api_key = "<key>"', _read_runpod_toml
+)
+#: `vastai set api-key` writes $XDG_CONFIG_HOME/vastai/vast_api_key (~/.config by default).
+VASTAI = CredentialSource(
+    "VAST_API_KEY", ".config/vastai/vast_api_key", "the key alone", _read_plain_key
 )
 
 

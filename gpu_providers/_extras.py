@@ -31,6 +31,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "lambda": ("attrs",),
     "paperspace": ("attrs", "dateutil"),
     "runpod": ("gql", "graphql"),
+    "vastai": ("attrs",),
 }
 
 

@@ -68,6 +68,13 @@ BUILTIN: tuple[ProviderEntry, ...] = (
         async_class="gpu_providers.runpod:AsyncRunPodProvider",
         extra="runpod",
     ),
+    ProviderEntry(
+        name="vastai",
+        sync_class="gpu_providers.vastai:VastAIProvider",
+        async_class="gpu_providers.vastai:AsyncVastAIProvider",
+        aliases=("vast", "vast.ai", "vast-ai", "vast_ai"),
+        extra="vastai",
+    ),
 )
 
 

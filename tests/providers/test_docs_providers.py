@@ -16,10 +16,11 @@ from gpu_providers import _core
 from tests.providers.lambda_cloud import documented as lambda_docs
 from tests.providers.runpod import documented as runpod_docs
 from tests.providers.timekeeping import AttachedClock, FakeClock
+from tests.providers.vastai import documented as vast_docs
 from tests.test_docs import REPO_ROOT, extract_python_blocks
 
 DOC = REPO_ROOT / "docs" / "providers.md"
-KEY_VARS = ("LAMBDA_API_KEY", "PAPERSPACE_API_KEY", "RUNPOD_API_KEY")
+KEY_VARS = ("LAMBDA_API_KEY", "PAPERSPACE_API_KEY", "RUNPOD_API_KEY", "VAST_API_KEY")
 
 
 def test_providers_guide_examples_run(
@@ -42,6 +43,8 @@ def test_providers_guide_examples_run(
     httpx_mock.add_callback(
         runpod, url=re.compile(r"https://api\.runpod\.io/graphql.*"), is_reusable=True
     )
+    vast = vast_docs.DocumentedVast()
+    httpx_mock.add_callback(vast, url=re.compile(r"https://console\.vast\.ai/.*"), is_reusable=True)
 
     blocks = [b for b in extract_python_blocks(DOC) if b.skip_reason is None]
     assert len(blocks) >= 8
@@ -49,13 +52,14 @@ def test_providers_guide_examples_run(
         "__name__": "docs_providers",
         "LAMBDA_KEY": "doc-example-lambda-key",
         "RUNPOD_KEY": "doc-example-runpod-key",
+        "VAST_KEY": "doc-example-vast-key",
     }
     for block in blocks:
         exec(block.compile(), namespace)  # noqa: S102 - the documentation's own examples
 
     out = capsys.readouterr().out
-    assert "['lambda', 'paperspace', 'runpod']" in out
-    assert "known providers: lambda, paperspace, runpod" in out
+    assert "['lambda', 'paperspace', 'runpod', 'vastai']" in out
+    assert "known providers: lambda, paperspace, runpod, vastai" in out
     assert "lambda 404 global/object-does-not-exist" in out
     assert "rejected:" in out
     launched = [r for r in account.requests if r.url.path.endswith("/instance-operations/launch")]
@@ -65,5 +69,12 @@ def test_providers_guide_examples_run(
     assert sum(b"user_data" in request.content for request in launched) == 1
     # The documented instance keeps booting: the 15-minute wait ran on the fake clock.
     assert "not ready after 15 minutes: pending" in out
-    for closing in ("lam", "runpod"):
+    # Vast.ai: the search ran without a key, the rest with it; one rental, then destroyed.
+    searches = [r for r in vast.requests if r.url.path == "/api/v0/bundles/"]
+    assert "authorization" not in searches[0].headers
+    assert vast.count("PUT", "/api/v0/asks/4000101/") == 1
+    assert vast_docs.ID_LAUNCHED not in vast.instances
+    assert "4000101 NO on-demand $0.3521/h = 0.35 + 0.002083 disk" in out
+    assert "12000200 pending NO" in out
+    for closing in ("lam", "runpod", "vast"):
         namespace[closing].close()
