@@ -60,7 +60,9 @@ US_ALIASES = ("us", "us-east", "us-west", "us-central", "us-south")
 def onstart_command(script: str) -> str:
     """The caller's script as an ``onstart`` command: gzip + base64 (the spec's advice for
     long scripts), unpacked to a root-only file and run with its own ``#!`` line."""
-    packed = base64.b64encode(gzip.compress(shell_script(mapping.PROVIDER, script).encode()))
+    packed = base64.b64encode(
+        gzip.compress(shell_script(mapping.PROVIDER, script).encode(), mtime=0)
+    )
     folder = SCRIPT_PATH.rsplit("/", 1)[0]
     command = (
         f"mkdir -p -m 700 {folder} && echo {packed.decode()} | base64 -d | gunzip > "
@@ -211,6 +213,14 @@ class _VastCore(ProviderCore):
         )
         items = [item.additional_properties for item in answer.parsed.offers]
         return mapping.offers_from_api(items, spot=spot, disk_gb=disk_gb)
+
+    def _flow_available(self, filters: GPUFilters | None) -> Flow[list[GPUOffer]]:
+        # Regions as country codes on both sides: the query and the local filter.
+        if filters is not None and filters.regions:
+            codes = [self.translate_region(r) for r in filters.regions]
+            filters = filters.model_copy(update={"regions": codes})
+        offers = yield from super()._flow_available(filters)
+        return offers
 
     def _flow_offers(self, filters: GPUFilters) -> Flow[list[GPUOffer]]:
         kinds = [False, True] if filters.spot is None else [filters.spot]
