@@ -171,7 +171,8 @@ def search_query(
     if min_cuda is not None:
         query["cuda_max_good"] = {"gte": float(min_cuda)}
     query["disk_space"] = {"gte": disk_gb}
-    query["order"] = [["dph_total", "asc"]]
+    # Two pairs: cheapest, then most reliable (the spec also wants exactly two entries).
+    query["order"] = [["dph_total", "asc"], ["reliability", "desc"]]
     query["type"] = "bid" if spot else "ondemand"
     query["limit"] = OFFER_LIMIT
     query["allocated_storage"] = disk_gb

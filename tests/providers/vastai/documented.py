@@ -182,7 +182,6 @@ def instance(
         "image_args": [],
         "image_runtype": "ssh",
         "extra_env": [],
-        "onstart": None,
         "jupyter_token": "df77e27085bd4b3bd5d9024bdefb9e6df614b27adb0689e9d8f066fce5e01f0c",
         "status_msg": status_msg,
         "local_ipaddrs": "10.0.0.5 172.17.0.2",
