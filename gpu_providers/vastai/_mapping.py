@@ -332,8 +332,18 @@ def instance_from_api(instance: Any) -> GPUInstance:
         public_ip=host,
         ssh_port=port,
         spot=is_bid is True,
-        created_at=datetime.fromtimestamp(started, tz=timezone.utc) if started else None,
+        created_at=_when(started),
     )
+
+
+#: Epoch seconds we read as a date (1970 to 2100); anything else is no date we trust.
+_LATEST = 4_102_444_800
+
+
+def _when(epoch: float | None) -> datetime | None:
+    if epoch is None or not 0 < epoch < _LATEST:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
 def status_from_api(instance: Any) -> InstanceStatus:
