@@ -230,7 +230,7 @@ def test_a_stop_then_any_instance_gives_an_instance(instance: dict[str, Any]) ->
 
 # -- anything else gives a typed error or a result ----------------------------------------------
 
-DOCUMENTED = {
+DOCUMENTED: dict[str, Callable[[], Any]] = {
     "offers": lambda: {"offers": D.catalog()},
     "instance": lambda: {"instances": D.account_instances()[D.ID_RUNNING]},
     "instances": lambda: {
