@@ -343,3 +343,16 @@ def test_the_async_client_refuses_the_same_input() -> None:
             assert responder.requests == []
 
     asyncio.run(main())
+
+
+def test_waiting_ends_on_states_that_never_run_again() -> None:
+    from gpu_providers.errors import InstanceNotReadyError
+
+    responder = D.DocumentedVast()
+    client = create_provider("vastai", api_key=KEY, transport=httpx.MockTransport(responder))
+    assert client.wait_until_ready(D.ID_RUNNING, timeout=60).ssh_port == 10101
+    for instance_id in (D.ID_EXITED, D.ID_OUTBID):
+        with pytest.raises(InstanceNotReadyError) as caught:
+            client.wait_until_ready(instance_id, timeout=60)
+        assert caught.value.status.state.value in ("failed", "preempted")
+    assert responder.count("GET", f"/api/v0/instances/{D.ID_EXITED}/") == 1  # no polling on
