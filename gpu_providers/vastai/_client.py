@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
+from .._core import MAPPING_ERRORS, Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import VASTAI
 from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
 from .._startup import check_env, shell_script
@@ -341,8 +341,12 @@ class _VastCore(ProviderCore):
             # It exists and bills whatever this read says: report it pending.
             logger.info("launch %s: reading it back failed (%s)", instance_id, exc)
             instance = None
-        if instance is not None:
-            return mapping.instance_from_api(instance)
+        try:
+            if instance is not None and mapping.instance_id_of(instance) == instance_id:
+                return mapping.instance_from_api(instance)
+        except MAPPING_ERRORS as exc:  # an unreadable read-back does not undo the rental
+            logger.info("launch %s: its read-back is unreadable (%s)", instance_id, exc)
+        # Not visible yet (or an answer about another id): what the create told us.
         return GPUInstance(
             provider=self.name,
             instance_id=instance_id,

@@ -330,3 +330,21 @@ def test_a_destroy_answer_without_success_is_not_done(mode: str) -> None:
     )
     with pytest.raises(UnexpectedResponseError):
         run(mode, handler, "terminate_instance", D.ID_RUNNING)
+
+
+@MODES
+@pytest.mark.parametrize(
+    "instance",
+    [
+        {"id": 1, "actual_status": "running"},
+        {"id": "x"},
+        {"id": int(D.ID_LAUNCHED), "num_gpus": []},
+    ],
+    ids=["another-id", "id-not-a-number", "unreadable-field"],
+)
+def test_a_read_back_about_something_else_still_reports_the_rental(
+    mode: str, instance: dict[str, Any]
+) -> None:
+    handler = Faulty(READ_BACK, lambda r: httpx.Response(200, json={"instances": instance}))
+    launched = run(mode, handler, "launch_instance", LAUNCH)
+    assert (launched.instance_id, launched.state) == (D.ID_LAUNCHED, InstanceState.PENDING)

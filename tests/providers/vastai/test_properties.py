@@ -288,3 +288,37 @@ def test_a_bare_404_is_never_read_as_gone() -> None:
         assert check("terminate", [(404, body)]) == "UnexpectedResponseError"
     assert check("terminate", [(404, _json(D.NOT_FOUND))]) == "ok"  # Vast.ai's own not_found
     assert check("terminate", [(200, _json(D.NO_SUCH_INSTANCE))]) == "ok"  # dstack's reading
+
+
+CREATE_ANSWER = valid({"$ref": "#/components/schemas/CreateInstanceResponse"})
+
+
+@SETTINGS
+@given(CREATE_ANSWER, INSTANCE)
+def test_any_spec_valid_create_answer_is_a_launch_or_a_maybe_rented_error(
+    answer: dict[str, Any], instance: dict[str, Any]
+) -> None:
+    """A create answer the spec allows either names the new instance (success true and a
+    positive new_contract) or is an error that says the launch may have rented something."""
+    from gpu_providers import LaunchRequest
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v0/bundles/":
+            return httpx.Response(200, json={"offers": D.catalog()[:1]})
+        if request.method == "PUT":
+            return httpx.Response(200, json=answer)
+        return httpx.Response(200, json={"instances": instance})
+
+    made = isinstance(answer.get("new_contract"), int) and answer["new_contract"] > 0
+    expected = made and answer.get("success") is True
+    options: dict[str, Any] = {"api_key": "k", "transport": httpx.MockTransport(handler)}
+    request = LaunchRequest(gpu_type="RTX4090")
+    with isolated(create_provider("vastai", **options)) as client:
+        if expected:
+            launched = client.launch_instance(request)
+            assert launched.instance_id == str(answer["new_contract"])
+            return
+        with pytest.raises(ProviderError) as caught:
+            client.launch_instance(request)
+    assert caught.value.maybe_submitted and not caught.value.is_retryable
+    assert caught.value.instance_id == (str(answer["new_contract"]) if made else None)
