@@ -337,16 +337,12 @@ class _VastCore(ProviderCore):
         yield Created(instance_id=instance_id)
         try:
             instance = yield from self._flow_get(instance_id)
-        except ProviderError as exc:
-            # It exists and bills whatever this read says: report it pending.
-            logger.info("launch %s: reading it back failed (%s)", instance_id, exc)
-            instance = None
-        try:
-            if instance is not None and mapping.instance_id_of(instance) == instance_id:
+            if instance is not None:
                 return mapping.instance_from_api(instance)
-        except MAPPING_ERRORS as exc:  # an unreadable read-back does not undo the rental
-            logger.info("launch %s: its read-back is unreadable (%s)", instance_id, exc)
-        # Not visible yet (or an answer about another id): what the create told us.
+        except (ProviderError, *MAPPING_ERRORS) as exc:
+            # It exists and bills whatever this read says (failed, unreadable, about another
+            # id): report it pending with what the create told us.
+            logger.info("launch %s: reading it back failed (%s)", instance_id, exc)
         return GPUInstance(
             provider=self.name,
             instance_id=instance_id,
@@ -387,6 +383,11 @@ class _VastCore(ProviderCore):
         if type(instance).__name__ == "Unset":
             raise UnexpectedResponseError(
                 "get_instance: Vast.ai's answer has no `instances`", provider=self.name
+            )
+        if mapping.instance_id_of(instance) != str(self._instance_id(instance_id)):
+            raise UnexpectedResponseError(
+                f"get_instance: Vast.ai answered about another instance than {instance_id}",
+                provider=self.name,
             )
         return instance
 

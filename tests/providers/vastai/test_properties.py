@@ -200,7 +200,10 @@ def test_any_offer_objects_give_offers(offers: list[dict[str, Any]]) -> None:
 @SETTINGS
 @given(INSTANCE)
 def test_any_spec_valid_instance_gives_a_status(instance: dict[str, Any]) -> None:
+    instance = {**instance, "id": int(D.ID_RUNNING)}  # the one asked for
     assert check("instance", [(200, _json({"instances": instance}))]) == "ok"
+    other = {**instance, "id": int(D.ID_RUNNING) + 1}
+    assert check("instance", [(200, _json({"instances": other}))]) == "UnexpectedResponseError"
 
 
 @SETTINGS
@@ -224,6 +227,7 @@ def test_a_destroy_with_success_true_is_done(extra: dict[str, Any]) -> None:
 @SETTINGS
 @given(INSTANCE)
 def test_a_stop_then_any_instance_gives_an_instance(instance: dict[str, Any]) -> None:
+    instance = {**instance, "id": int(D.ID_RUNNING)}
     answers = [(200, _json({"success": True})), (200, _json({"instances": instance}))]
     assert check("stop", answers) == "ok"
 
