@@ -329,11 +329,16 @@ class _VastCore(ProviderCore):
             raise
         instance_id = mapping.created_id(answer.parsed, answer.json())
         if instance_id is None or answer.parsed.success is not True:
-            raise UnexpectedResponseError(
+            error = UnexpectedResponseError(
                 "launch: Vast.ai's answer has no new_contract with success true",
                 provider=self.name,
                 instance_id=instance_id,
             )
+            if instance_id is not None:  # "failed", yet it names the instance: destroy it
+                self._maybe_submitted(error, instance_id)
+                yield Created(instance_id=instance_id)
+                yield from self._flow_destroy_refused(error)
+            raise error
         yield Created(instance_id=instance_id)
         try:
             instance = yield from self._flow_get(instance_id)

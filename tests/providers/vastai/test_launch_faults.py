@@ -175,6 +175,18 @@ def test_a_refusal_that_still_rented_destroys_what_it_made(mode: str) -> None:
 
 
 @MODES
+def test_a_200_without_success_that_names_an_instance_destroys_it(mode: str) -> None:
+    answer = {"success": False, "new_contract": int(D.ID_LAUNCHED), "msg": "not started"}
+    handler = Faulty(CREATE, lambda r: httpx.Response(200, json=answer))
+    with pytest.raises(UnexpectedResponseError) as caught:
+        run(mode, handler, "launch_instance", LAUNCH)
+    assert (caught.value.maybe_submitted, caught.value.instance_id) == (True, D.ID_LAUNCHED)
+    assert caught.value.message.endswith("it was destroyed")
+    assert handler.count("DELETE", READ_BACK) == 1
+    assert D.ID_LAUNCHED not in handler.documented.instances
+
+
+@MODES
 def test_when_that_destroy_fails_too_the_error_says_so(mode: str) -> None:
     handler = Faulty(READ_BACK, lambda r: httpx.Response(503, text="down"), method="DELETE")
     handler.documented.launch_outcome = "created-stopped"
