@@ -102,6 +102,8 @@ class SingleFlight:
         self._lock = threading.Lock()
         self._flights: dict[FlightKey, _Flight] = {}
         self.cache = ReadCache()
+        #: Calls that joined one already in flight instead of asking the server.
+        self.joined = 0
 
     def run(self, key: FlightKey, call: Callable[[], T], *, ttl: float | None = None) -> T:
         """``call()``'s answer, shared with every identical call in flight."""
@@ -113,6 +115,8 @@ class SingleFlight:
             leader = flight is None
             if flight is None:
                 flight = self._flights[key] = _Flight()
+            else:
+                self.joined += 1
         if leader:
             try:
                 flight.result = call()
@@ -142,6 +146,8 @@ class AsyncSingleFlight:
     def __init__(self) -> None:
         self._tasks: dict[FlightKey, asyncio.Future[Any]] = {}
         self.cache = ReadCache()
+        #: Calls that joined one already in flight instead of asking the server.
+        self.joined = 0
 
     async def run(
         self, key: FlightKey, call: Callable[[], Awaitable[T]], *, ttl: float | None = None
@@ -156,6 +162,8 @@ class AsyncSingleFlight:
             task = asyncio.ensure_future(call())
             self._tasks[key] = task
             task.add_done_callback(lambda t: self._finished(key, t, ttl))
+        else:
+            self.joined += 1
         try:
             # shield: cancelling this waiter must not cancel the call the others wait for.
             result = await asyncio.shield(task)
