@@ -199,10 +199,10 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         flights: AsyncSingleFlight = self._shared.flights
         return await flights.run(key, lambda: self._run(flow()), ttl=self._read_cache_ttl)
 
-    async def _reconcile(self, lost: RequestLostError) -> None:
+    async def _reconcile(self, lost: RequestLostError, deadline: Deadline) -> None:
         """Read a lost launch's cluster status into ``lost`` (a failure is noted in it)."""
         try:
-            await self._run(self._flow_reconcile(lost))
+            await self._run(self._flow_reconcile(lost, deadline))
         except SkyPilotError as exc:
             self._reconcile_failed(lost, exc)
 

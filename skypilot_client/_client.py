@@ -198,10 +198,10 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         flights: SingleFlight = self._shared.flights
         return flights.run(key, lambda: self._run(flow()), ttl=self._read_cache_ttl)
 
-    def _reconcile(self, lost: RequestLostError) -> None:
+    def _reconcile(self, lost: RequestLostError, deadline: Deadline) -> None:
         """Read a lost launch's cluster status into ``lost`` (a failure is noted in it)."""
         try:
-            self._run(self._flow_reconcile(lost))
+            self._run(self._flow_reconcile(lost, deadline))
         except SkyPilotError as exc:
             self._reconcile_failed(lost, exc)
 

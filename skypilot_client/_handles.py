@@ -43,7 +43,7 @@ class Runner(Protocol):
 
     def cancel_request(self, request_id: str) -> list[str]: ...
 
-    def _reconcile(self, lost: RequestLostError) -> None: ...
+    def _reconcile(self, lost: RequestLostError, deadline: Deadline) -> None: ...
 
 
 class AsyncRunner(Protocol):
@@ -67,7 +67,7 @@ class AsyncRunner(Protocol):
 
     def cancel_request(self, request_id: str) -> Awaitable[list[str]]: ...
 
-    def _reconcile(self, lost: RequestLostError) -> Awaitable[None]: ...
+    def _reconcile(self, lost: RequestLostError, deadline: Deadline) -> Awaitable[None]: ...
 
 
 class _HandleBase(Generic[T]):
@@ -132,7 +132,7 @@ class RequestHandle(_HandleBase[T]):
             return self._client._run(self._finish(self.request_id, deadline))
         except RequestLostError as lost:
             if self._reconciles(lost, reconcile):
-                self._client._reconcile(lost)
+                self._client._reconcile(lost, deadline)
             raise
 
     def wait(self, timeout: float | None = None) -> RequestStatus:
@@ -185,7 +185,7 @@ class AsyncRequestHandle(_HandleBase[T]):
             return await self._client._run(self._finish(self.request_id, deadline))
         except RequestLostError as lost:
             if self._reconciles(lost, reconcile):
-                await self._client._reconcile(lost)
+                await self._client._reconcile(lost, deadline)
             raise
 
     async def wait(self, timeout: float | None = None) -> RequestStatus:

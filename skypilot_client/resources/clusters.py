@@ -117,15 +117,20 @@ class ClusterFlows(JobFlows[HttpClientT]):
             error_type="ClusterDoesNotExist",
         )
 
-    def _flow_reconcile(self, lost: RequestLostError) -> Flow[None]:
-        """After a lost launch: read its cluster's status and say what exists."""
+    def _flow_reconcile(self, lost: RequestLostError, deadline: Deadline) -> Flow[None]:
+        """After a lost launch: read its cluster's status and say what exists.
+
+        A server that just restarted is slow to answer its first requests: the read may use
+        what is left of the caller's wait, and at least the usual status timeout.
+        """
         from ..models import ClusterState, ClusterStatus
 
         name = lost.cluster_name
         if name is None:
             return
         call = self._status_call([name], refresh=False, all_users=True)
-        outcome = yield from self._submit_and_wait(call, self._status_deadline())
+        seconds = max(deadline.remaining(), self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, Deadline.after(seconds))
         found = None
         for _, cluster in self._records(outcome, ClusterStatus, "status"):
             if cluster.name == name:
