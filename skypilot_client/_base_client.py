@@ -103,17 +103,14 @@ class _Shared:
     server_api_version: int | None = None
     warned_newer_server: bool = False
     closed: bool = False
-    #: Requests this client submitted (``_submitted.RequestRecord``; made on first use).
+    #: Requests this client submitted (a ``_submitted.RequestRecord``: in-process by
+    #: default; a persistent ledger can take its place).
     submitted: Any = None
     #: Single flight of identical reads (``_coalesce``; made by the shell on first use).
     flights: Any = None
 
     def requests(self) -> RequestRecord:
         """The record of submitted requests (in-process unless one was plugged in)."""
-        if self.submitted is None:
-            from ._submitted import SubmittedRequests
-
-            self.submitted = SubmittedRequests()
         record: RequestRecord = self.submitted
         return record
 
@@ -172,7 +169,11 @@ class BaseClient(Generic[HttpClientT]):
                 )
             )
         )
-        self._shared = _Shared(http=http, owns_http=owns, on_request=on_request)
+        from ._submitted import SubmittedRequests  # made now: threads share one record
+
+        self._shared = _Shared(
+            http=http, owns_http=owns, on_request=on_request, submitted=SubmittedRequests()
+        )
 
     @staticmethod
     def _cache_ttl(value: float | None) -> float | None:
@@ -365,6 +366,10 @@ class BaseClient(Generic[HttpClientT]):
         if call.submits_work and not (400 <= status < 500 or status == 503):
             self._mark_maybe_submitted(error, call)
         error.cluster_name = error.cluster_name or call.cluster_name
+        about = self._request_id_param(call)  # e.g. /api/stream of a request
+        unknown = status == 404 and self._says_request_unknown(error.body)
+        if unknown and about and isinstance(error, NotFoundError):
+            return self._lost_or_unknown(about, error)
         return error
 
     @staticmethod

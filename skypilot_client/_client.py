@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
     )
 
 T = TypeVar("T")
+_FLIGHTS_LOCK = threading.Lock()
 
 if TYPE_CHECKING:  # managed jobs: client.jobs; single flight (loaded on first use)
     from ._coalesce import SingleFlight
@@ -194,7 +196,9 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         if self._shared.flights is None:
             from ._coalesce import SingleFlight
 
-            self._shared.flights = SingleFlight()
+            with _FLIGHTS_LOCK:  # two threads' first reads must not make two tables
+                if self._shared.flights is None:
+                    self._shared.flights = SingleFlight()
         flights: SingleFlight = self._shared.flights
         return flights.run(key, lambda: self._run(flow()), ttl=self._read_cache_ttl)
 

@@ -81,6 +81,11 @@ class Fake:
                     404, json={"detail": f"Request '{rid}' not found"}, headers=version
                 )
             return httpx.Response(200, json=self._record(rid), headers=version)
+        if path == "/api/stream":
+            rid = request.url.params["request_id"]
+            if rid in self.forgotten or rid not in self.kinds:
+                return httpx.Response(404, json={"detail": f"Request '{rid}' not found"})
+            return httpx.Response(200, text="done\n", headers=version)
         if path == "/api/status":
             rid = request.url.params["request_ids"]
             known = rid in self.kinds and rid not in self.forgotten
@@ -266,6 +271,20 @@ def test_get_request_of_a_forgotten_submission_and_copies_share_the_record(mode:
     with pytest.raises(RequestLostError) as info:
         run(mode, fake, sync_body if mode == "sync" else async_body)
     assert info.value.maybe_submitted and info.value.cluster_name == "train-a"
+
+
+def test_streaming_the_log_of_a_forgotten_request_names_it() -> None:
+    fake = Fake()
+    with sync_client(fake) as client:
+        handle = client.launch(LaunchRequest(cluster_name="train-a", task=TASK))
+        assert list(handle.stream(follow=False)) == ["done"]
+        fake.restart()
+        with pytest.raises(RequestLostError) as info:
+            list(handle.stream(follow=False))
+        with pytest.raises(NotFoundError) as other:
+            list(client.stream_request_logs("0b6c1f7e-never-submitted"))
+    assert info.value.maybe_submitted and info.value.request_id == handle.request_id
+    assert type(other.value) is NotFoundError
 
 
 def test_an_unknown_endpoint_404_is_not_a_lost_request() -> None:
