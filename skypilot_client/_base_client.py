@@ -640,10 +640,8 @@ class BaseClient(Generic[HttpClientT]):
             if op == "launch":
                 message += "; handle.result(reconcile=True) reads the cluster's status for you"
         elif entry.submits_work:
-            message += (
-                f"The {op} may have run before that: check what it would have changed "
-                "before submitting again"
-            )
+            where = "client.jobs.queue()" if op.startswith("jobs.") else "what it would change"
+            message += f"The {op} may have run before that: check {where} before submitting again"
         else:
             message += "It only read state: calling again is safe"
         return RequestLostError(

@@ -287,6 +287,17 @@ def test_streaming_the_log_of_a_forgotten_request_names_it() -> None:
     assert type(other.value) is NotFoundError
 
 
+def test_a_lost_managed_job_launch_points_at_the_jobs_queue() -> None:
+    fake = Fake()
+    with sync_client(fake) as client:
+        handle = client.jobs.launch({"run": "echo hi"}, name="nightly")
+        fake.restart()
+        with pytest.raises(RequestLostError) as info:
+            handle.result(timeout=5)
+    assert info.value.maybe_submitted and info.value.operation == "jobs.launch"
+    assert "client.jobs.queue()" in info.value.message
+
+
 def test_an_unknown_endpoint_404_is_not_a_lost_request() -> None:
     fake = Fake()
 
