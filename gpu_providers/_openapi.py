@@ -4,7 +4,8 @@ openapi-python-client, using only its public API (``sync_detailed``/``asyncio_de
 Generated code stays behind this adapter: flows get an ``HTTPAnswer`` whose ``parsed`` is the
 generated model, and map it to our types themselves. Anything the generated parser cannot
 read becomes our error: a non-2xx answer is classified from its raw status and body (a proxy's
-HTML 404 included), a 2xx that does not parse is an ``UnexpectedResponseError``.
+HTML 404 included), a 2xx that does not parse is an ``UnexpectedResponseError``, except that a
+create whose raw answer still names what it made is answered with that id (``created_id``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import contextvars
 import importlib
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,11 +22,33 @@ import httpx
 
 from skypilot_client.retry import parse_retry_after
 
-from ._core import AsyncProviderBase, Effect, ProviderCore, SyncProviderBase
+from ._core import MAPPING_ERRORS, AsyncProviderBase, Effect, ProviderCore, SyncProviderBase
 from ._extras import missing_dependency_error
 from .errors import ProviderError
 
-__all__ = ["AsyncOpenAPIProvider", "Endpoint", "HTTPAnswer", "OpenAPIProvider"]
+__all__ = ["AsyncOpenAPIProvider", "Endpoint", "HTTPAnswer", "OpenAPIProvider", "json_at"]
+
+logger = logging.getLogger("gpu_providers")
+
+#: Reads the id of what a submission created from its raw JSON answer (None when absent).
+CreatedId = Callable[[Any], str | None]
+
+
+def json_at(*path: str | int) -> CreatedId:
+    """A ``created_id`` reader for an id at ``path`` of the raw answer (keys of objects,
+    indexes of lists): ``json_at("data", "id")``. Only a non-empty string is an id."""
+
+    def read(body: Any) -> str | None:
+        for step in path:
+            if isinstance(step, str) and isinstance(body, Mapping):
+                body = body.get(step)
+            elif isinstance(step, int) and isinstance(body, list) and 0 <= step < len(body):
+                body = body[step]
+            else:
+                return None
+        return body if isinstance(body, str) and body.strip() else None
+
+    return read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,23 +61,38 @@ class Endpoint(Effect):
 
     module: Any
     arguments: Mapping[str, Any] = field(default_factory=dict)
+    #: Where a submission's raw answer names what it created (``json_at("data", "id")``):
+    #: read from every 2xx answer into ``HTTPAnswer.created_id``. A 2xx the generated parser
+    #: cannot read is then still answered (``parsed`` None) when it names the id, so the
+    #: flow can report the instance instead of losing it.
+    created_id: CreatedId | None = None
 
 
 @dataclass(frozen=True)
 class HTTPAnswer:
-    """A successful HTTP answer: status, the generated model, raw body and headers."""
+    """A successful HTTP answer: status, the generated model, raw body and headers.
+
+    ``parsed`` is None for a 2xx the generated client does not model (an undocumented
+    status) or, on a create, cannot parse; ``created_id`` is the id the endpoint's
+    ``created_id`` read from the raw body (None without one).
+    """
 
     status_code: int
     parsed: Any
     content: bytes
     headers: Mapping[str, str]
+    created_id: str | None = None
 
     def json(self) -> Any:
         """The body as JSON (None when empty or not JSON)."""
-        try:
-            return json.loads(self.content) if self.content else None
-        except ValueError:
-            return None
+        return _json(self.content)
+
+
+def _json(content: bytes) -> Any:
+    try:
+        return json.loads(content) if content else None
+    except ValueError:
+        return None
 
 
 # The raw response of the call in progress, for answers the generated parser cannot read.
@@ -90,7 +129,41 @@ class _OpenAPIWire(ProviderCore):
         status = int(detailed.status_code)
         if not 200 <= status < 300:
             raise self._error_of(effect, status, detailed.content, detailed.headers)
-        return HTTPAnswer(status, detailed.parsed, detailed.content, detailed.headers)
+        created = self._created_id(effect, detailed.content)
+        return HTTPAnswer(status, detailed.parsed, detailed.content, detailed.headers, created)
+
+    def _created_id(self, effect: Endpoint, content: bytes) -> str | None:
+        if effect.created_id is None:
+            return None
+        try:
+            created = effect.created_id(_json(content))
+        except MAPPING_ERRORS:  # a reader tripping over an odd body: no id read
+            return None
+        return created if isinstance(created, str) and created.strip() else None
+
+    def _salvage(
+        self, effect: Endpoint, exc: Exception, response: httpx.Response | None
+    ) -> HTTPAnswer:
+        """A call that ended in a non-httpx exception: a create's 2xx answer that the
+        generated parser could not read but that names what it made becomes an answer
+        without ``parsed`` (the instance exists and bills: the flow must report it); anything
+        else is raised as ours (``_foreign``)."""
+        if (
+            effect.submits_work
+            and response is not None
+            and 200 <= response.status_code < 300
+            and (created := self._created_id(effect, response.content)) is not None
+        ):
+            logger.info(
+                "%s: %s's answer does not parse (%s); it names %s",
+                effect.operation,
+                self.display_name,
+                type(exc).__name__,
+                created,
+            )
+            content, headers = response.content, response.headers
+            return HTTPAnswer(response.status_code, None, content, headers, created)
+        raise self._foreign(effect, exc, response) from exc
 
     def _unreadable(
         self, effect: Endpoint, exc: BaseException, response: httpx.Response | None
@@ -146,7 +219,7 @@ class OpenAPIProvider(_OpenAPIWire, SyncProviderBase):
         except httpx.HTTPError as exc:
             raise self._transport_error(effect, exc) from exc
         except Exception as exc:  # the generated parser, a custom transport: rule 10
-            raise self._foreign(effect, exc, _response.get()) from exc
+            return self._salvage(effect, exc, _response.get())
         finally:
             _response.reset(token)
         return self._answer(effect, detailed)
@@ -181,7 +254,7 @@ class AsyncOpenAPIProvider(_OpenAPIWire, AsyncProviderBase):
         except httpx.HTTPError as exc:
             raise self._transport_error(effect, exc) from exc
         except Exception as exc:  # the generated parser, a custom transport: rule 10
-            raise self._foreign(effect, exc, _response.get()) from exc
+            return self._salvage(effect, exc, _response.get())
         finally:
             _response.reset(token)
         return self._answer(effect, detailed)

@@ -12,7 +12,13 @@ from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import LAMBDA
 from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
 from .._startup import boot_script
-from ..errors import CapacityError, InvalidRequestError, ProviderError, UnsupportedFeatureError
+from ..errors import (
+    CapacityError,
+    InvalidRequestError,
+    ProviderError,
+    UnexpectedResponseError,
+    UnsupportedFeatureError,
+)
 from ..gpus import GPUSpec
 from ..labels import LabelTransport
 from ..types import (
@@ -222,8 +228,15 @@ class _LambdaCore(ProviderCore):
             arguments={"body": body},
             kind="launch",
             submits_work=True,
+            created_id=mapping.created_id,
         )
-        instance_id = mapping.launched_id(answer.parsed.data.instance_ids)
+        # The id from the raw answer (whatever else it holds): the read-back does the rest.
+        instance_id = answer.created_id
+        if instance_id is None:
+            raise UnexpectedResponseError(
+                "launch: Lambda's answer has no usable instance_ids (one id expected)",
+                provider=self.name,
+            )
         yield Created(instance_id=instance_id)
         try:
             fetched: HTTPAnswer = yield Endpoint(

@@ -17,7 +17,6 @@ from ..errors import (
     ProviderError,
     ProviderServerError,
     QuotaExceededError,
-    UnexpectedResponseError,
     error_for_status,
 )
 from ..gpus import GPU_TABLE, GPUSpec
@@ -106,20 +105,15 @@ def classify(status_code: int, body: Any, operation: str) -> ProviderError:
     return cls(text, provider=PROVIDER, status_code=status_code, code=code, body=body)
 
 
-def launched_id(instance_ids: Any) -> str:
-    """The id in a launch answer's ``instance_ids`` (we launch one instance): anything but a
-    list holding one non-empty string is off the schema (a string's first letter is no id)."""
-    if (
-        not isinstance(instance_ids, list)
-        or len(instance_ids) != 1
-        or not isinstance(instance_ids[0], str)
-        or not instance_ids[0].strip()
-    ):
-        raise UnexpectedResponseError(
-            "launch: Lambda's answer has no usable instance_ids (one id expected)",
-            provider=PROVIDER,
-        )
-    return instance_ids[0]
+def created_id(body: Any) -> str | None:
+    """The id a raw launch answer (``{"data": {"instance_ids": [id]}}``) names, or None (the
+    launch endpoint's ``created_id``). We launch one instance: anything but a list holding one
+    non-empty string is off the schema (a string's first letter is no id)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    ids = data.get("instance_ids") if isinstance(data, dict) else None
+    if not isinstance(ids, list) or len(ids) != 1:
+        return None
+    return ids[0] if isinstance(ids[0], str) and ids[0].strip() else None
 
 
 def gpu_of_type(type_name: str) -> tuple[GPUSpec, int] | None:

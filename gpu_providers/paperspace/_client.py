@@ -8,9 +8,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
+from .._core import MAPPING_ERRORS, Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import PAPERSPACE
-from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
+from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider, json_at
 from .._startup import boot_script
 from ..errors import (
     CapacityError,
@@ -25,6 +25,7 @@ from ..types import (
     GPUFilters,
     GPUInstance,
     GPUOffer,
+    InstanceState,
     InstanceStatus,
     LaunchRequest,
     ProviderFeature,
@@ -254,6 +255,7 @@ class _PaperspaceCore(ProviderCore):
                 arguments={"body": body},
                 kind="launch",
                 submits_work=True,
+                created_id=json_at("data", "id"),
             )
         except ProviderError as exc:
             if script_id is not None:
@@ -267,8 +269,26 @@ class _PaperspaceCore(ProviderCore):
                     extra={"startup_script_id": script_id},
                 )
             raise
-        yield Created(instance_id=answer.parsed.data.id)
-        return mapping.instance_from_api(answer.parsed.data)
+        machine_id = answer.created_id
+        if machine_id is None:
+            raise UnexpectedResponseError(
+                "launch: Paperspace's answer names no machine id", provider=self.name
+            )
+        yield Created(instance_id=machine_id)
+        try:
+            return mapping.instance_from_api(answer.parsed.data)
+        except (ProviderError, *MAPPING_ERRORS) as exc:
+            # The machine exists and bills; only the rest of its answer is unreadable.
+            logger.info("launch %s: the answer does not read as a Machine (%s)", machine_id, exc)
+            return GPUInstance(
+                provider=self.name,
+                instance_id=machine_id,
+                name=body.name,
+                state=InstanceState.PENDING,
+                gpu_type=gpu_spec(request.gpu_type).name,
+                gpu_count=request.gpu_count,
+                region=region,
+            )
 
     def _flow_create_script(self, name: str, script: str) -> Flow[str]:
         """A run-once startup script for one launch; its id."""

@@ -14,9 +14,9 @@ import logging
 import uuid
 from typing import Any
 
-from .._core import Created, Flow, ProviderCore, RateLimitSpec, check_id
+from .._core import MAPPING_ERRORS, Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import TENSORDOCK
-from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
+from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider, json_at
 from .._startup import boot_script, check_public_key
 from ..errors import (
     CapacityError,
@@ -245,20 +245,30 @@ class _TensorDockCore(ProviderCore):
             arguments={"body": body},
             kind="launch",
             submits_work=True,
+            created_id=json_at("data", "id"),
         )
-        created = answer.parsed.data
-        instance_id = mapping.text(created.id, "data.id", "launch")
-        if not instance_id:
+        instance_id = answer.created_id
+        if instance_id is None:
             raise UnexpectedResponseError(
                 "launch: TensorDock's answer has no instance id", provider=self.name
             )
         yield Created(instance_id=instance_id)
+        try:
+            created = answer.parsed.data
+            told = (
+                mapping.text(created.name, "data.name", "launch"),
+                mapping.text(created.status, "data.status", "launch"),
+            )
+        except (ProviderError, *MAPPING_ERRORS) as exc:
+            # The VM exists and bills; only the rest of its answer is unreadable.
+            logger.info("launch %s: the answer does not read (%s)", instance_id, exc)
+            told = (None, None)
         pending = GPUInstance(
             provider=self.name,
             instance_id=instance_id,
-            name=mapping.text(created.name, "data.name", "launch") or name,
+            name=told[0] or name,
             state=InstanceState.PENDING,
-            provider_state=mapping.text(created.status, "data.status", "launch"),
+            provider_state=told[1],
             gpu_type=offer.gpu_type,
             gpu_count=offer.gpu_count,
             region=offer.region,

@@ -321,14 +321,16 @@ class _VastCore(ProviderCore):
                 arguments={"id": int(offer.offer_id), "body": body},
                 kind="launch",
                 submits_work=True,
+                created_id=lambda raw: mapping.created_id(None, raw),
             )
         except ProviderError as exc:
             if exc.instance_id is not None:  # refused, yet created (stopped): destroy it
                 yield Created(instance_id=exc.instance_id)
                 yield from self._flow_destroy_refused(exc)
             raise
-        instance_id = mapping.created_id(answer.parsed, answer.json())
-        if instance_id is None or answer.parsed.success is not True:
+        # Both from the raw answer: an undocumented 2xx status has no parsed model.
+        instance_id, reply = answer.created_id, answer.json()
+        if instance_id is None or not isinstance(reply, dict) or reply.get("success") is not True:
             error = UnexpectedResponseError(
                 "launch: Vast.ai's answer has no new_contract with success true",
                 provider=self.name,

@@ -15,7 +15,7 @@ import logging
 from typing import Any, ClassVar
 
 from ..._core import MAPPING_ERRORS, Created, Flow, RateLimitSpec, check_id
-from ..._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
+from ..._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider, json_at
 from ...errors import (
     CapacityError,
     InvalidRequestError,
@@ -218,17 +218,17 @@ class _RunPodRestCore(_RunPodCore):
             arguments={"body": body},
             kind="launch",
             submits_work=True,
+            created_id=json_at("id"),
         )
         # The id first (spec D6): once it is known, nothing below may lose it.
-        raw = answer.json()
-        pod_id = raw.get("id") if isinstance(raw, dict) else None
-        if not isinstance(pod_id, str) or not pod_id:
+        pod_id = answer.created_id
+        if pod_id is None:
             raise UnexpectedResponseError(
                 "launch: RunPod's 201 answer names no pod id", provider=self.name
             )
         yield Created(instance_id=pod_id)
         try:
-            return mapping.instance_from_pod(Pod.from_dict(raw))
+            return mapping.instance_from_pod(Pod.from_dict(answer.json()))
         except MAPPING_ERRORS as exc:
             logger.info("launch %s: the answer does not parse as a Pod (%s)", pod_id, exc)
             return GPUInstance(

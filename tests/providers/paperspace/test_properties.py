@@ -21,7 +21,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpu_providers import GPUFilters, GPUInstance, GPUOffer, InstanceStatus, LaunchRequest
+from gpu_providers import (
+    GPUFilters,
+    GPUInstance,
+    GPUOffer,
+    InstanceState,
+    InstanceStatus,
+    LaunchRequest,
+)
 from gpu_providers.errors import ProviderError, ProviderServerError, UnexpectedResponseError
 from gpu_providers.paperspace import PaperspaceProvider
 from tests.providers.timekeeping import isolated
@@ -224,7 +231,6 @@ def _with(name: str, path: tuple[Any, ...], value: Any) -> bytes:
         ("list", ("items", 0, "machineType"), 5),  # AttributeError in gpu_of_machine_type
         ("list", ("items", 0, "name"), 5),  # ValidationError building GPUInstance
         ("list", ("items", 0, "usageRate"), "cheap"),
-        ("launch", ("data", "machineType"), ["A6000"]),  # after the machine was created
         ("offers", ("items", 0, "availableMachineTypes", 0, "machineTypeLabel"), 7),
     ],
 )
@@ -232,6 +238,23 @@ def test_known_wrong_types_give_a_typed_error(name: str, path: tuple[Any, ...], 
     error = outcome(name, _with(name, path, value))
     assert isinstance(error, UnexpectedResponseError)
     assert error.maybe_submitted == OPERATIONS[name].submits
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("data", "machineType"), ["A6000"]),  # maps badly after the machine was created
+        (("data", "dtCreated"), "yesterday"),  # the generated parser fails on it
+    ],
+)
+def test_a_launch_answer_of_the_wrong_types_still_names_the_machine(
+    path: tuple[Any, ...], value: Any
+) -> None:
+    # The machine exists and bills: its id is read from the raw answer, it comes back pending.
+    body = copy.deepcopy(OPERATIONS["launch"].answer())
+    instance = outcome("launch", _with("launch", path, value))
+    assert isinstance(instance, GPUInstance)
+    assert (instance.instance_id, instance.state) == (body["data"]["id"], InstanceState.PENDING)
 
 
 @pytest.mark.parametrize(
