@@ -22,12 +22,14 @@ from tests.providers.lambda_cloud import documented as LD
 from tests.providers.loopback import LoopbackServer
 from tests.providers.paperspace import documented as PD
 from tests.providers.runpod import documented as RD
+from tests.providers.tensordock import documented as TD
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
     "LAMBDA_API_KEY": "SENTINEL-cli-lambda-key-1f2e",
     "PAPERSPACE_API_KEY": "SENTINEL-cli-paperspace-key-3d4c",
     "RUNPOD_API_KEY": "SENTINEL-cli-runpod-key-5b6a",
+    "TENSORDOCK_API_TOKEN": "SENTINEL-cli-tensordock-token-7c8d",
 }
 
 
@@ -43,12 +45,13 @@ class Result:
 
 @dataclass
 class Fleet:
-    """Loopback fakes of the three providers and a runner of the command line."""
+    """Loopback fakes of every provider and a runner of the command line."""
 
     home: Path
     lam: LD.DocumentedLambda
     pap: PD.DocumentedPaperspace
     run: RD.DocumentedRunPod
+    tdk: TD.DocumentedTensorDock
     servers: dict[str, LoopbackServer]
     env: dict[str, str] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
@@ -58,7 +61,12 @@ class Fleet:
             f"--endpoint=lambda={self.servers['lambda'].url}",
             f"--endpoint=paperspace={self.servers['paperspace'].url}/v1",
             f"--endpoint=runpod={self.servers['runpod'].url}/graphql",
+            f"--endpoint=tensordock={self.servers['tensordock'].url}{TD.API_PREFIX}",
         ]
+
+    def requests(self) -> list[Any]:
+        """Every request any of the fakes received."""
+        return [*self.lam.requests, *self.pap.requests, *self.run.requests, *self.tdk.requests]
 
     def __call__(self, *args: str, stdin: str | None = None, endpoints: bool = True) -> Result:
         argv = [*args, *self.endpoints()] if endpoints else list(args)
@@ -79,7 +87,7 @@ class Fleet:
 
     def assert_no_secret(self) -> None:
         for text in self.outputs:
-            for key in (*KEYS.values(), LD.REVOKED_KEY):
+            for key in (*KEYS.values(), LD.REVOKED_KEY, TD.REVOKED_KEY):
                 assert key not in text
 
 
@@ -87,15 +95,16 @@ class Fleet:
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     lam = LD.DocumentedLambda()
     lam.ssh_keys.append({"id": "1" * 32, "name": "laptop", "public_key": "ssh-ed25519 A"})
-    pap, run = PD.DocumentedPaperspace(), RD.DocumentedRunPod()
+    pap, run, tdk = PD.DocumentedPaperspace(), RD.DocumentedRunPod(), TD.DocumentedTensorDock()
     servers = {
         "lambda": LoopbackServer(lam),
         "paperspace": LoopbackServer(pap),
         "runpod": LoopbackServer(run),
+        "tensordock": LoopbackServer(tdk),
     }
     for server in servers.values():
         server.__enter__()
-    runner = Fleet(tmp_path, lam, pap, run, servers, env=dict(KEYS))
+    runner = Fleet(tmp_path, lam, pap, run, tdk, servers, env=dict(KEYS))
     try:
         yield runner
         runner.assert_no_secret()
@@ -133,10 +142,11 @@ def test_offers_json_lists_every_provider_cheapest_first(fleet: Fleet) -> None:
     result = fleet("offers", "--gpu", "H100", "--json")
     assert result.code == cli.EXIT_OK, result.err
     found = result.json()
-    assert found["answered"] == ["lambda", "paperspace", "runpod"]
+    assert found["answered"] == ["lambda", "paperspace", "runpod", "tensordock"]
     assert found["failures"] == [] and found["skipped"] == []
     prices = [o["price_per_gpu_hour"] for o in found["offers"] if o["price_per_gpu_hour"]]
-    assert prices == sorted(prices) and len(prices) >= 3
+    assert prices == sorted(prices) and len(prices) >= 4
+    assert {o["offer"]["provider"] for o in found["offers"]} == set(found["answered"])
     assert {o["offer"]["gpu_type"] for o in found["offers"]} == {"H100"}
 
 
@@ -170,8 +180,9 @@ def test_without_keys_only_public_catalogs_and_every_failure_is_exit_1(fleet: Fl
     # RunPod's catalog is public, but the documented responder wants a key: it fails.
     assert result.code == cli.EXIT_FAILED
     found = result.json()
-    assert [s["provider"] for s in found["skipped"]] == ["lambda", "paperspace"]
+    assert [s["provider"] for s in found["skipped"]] == ["lambda", "paperspace", "tensordock"]
     assert [f["provider"] for f in found["failures"]] == ["runpod"]
+    assert fleet.lam.requests == [] and fleet.pap.requests == [] and fleet.tdk.requests == []
     assert fleet.run.requests and "authorization" not in fleet.run.requests[-1].headers
 
 
@@ -194,7 +205,7 @@ def test_usage_errors_exit_2_before_anything_is_sent(fleet: Fleet, args: tuple[s
     result = fleet(*args)
     assert result.code == cli.EXIT_USAGE, (result.out, result.err)
     assert "error" in result.err
-    assert fleet.lam.requests == [] and fleet.run.requests == [] and fleet.pap.requests == []
+    assert fleet.requests() == []
 
 
 def test_instances_by_label(fleet: Fleet) -> None:
