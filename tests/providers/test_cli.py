@@ -362,3 +362,31 @@ def test_tables_align_columns_and_right_align_numbers() -> None:
         "longer  0.0500",
         "c            -",
     ]
+
+
+def test_tensordock_carries_labels_in_the_vm_name_end_to_end(fleet: Fleet, tmp_path: Path) -> None:
+    from tests.providers.tensordock.scenarios import PUBLIC_KEY
+
+    key_file = tmp_path / "id.pub"
+    key_file.write_text(PUBLIC_KEY + "\n", encoding="utf-8")
+    launched = fleet(
+        "launch", "--provider", "tensordock", "--gpu", "RTX4090", "--name", "job",
+        "--label", "run=8", "--ssh-public-key-file", str(key_file), "--json",
+    )  # fmt: skip
+    assert launched.code == cli.EXIT_OK, launched.err
+    vm = launched.json()
+    assert (vm["name"], vm["labels"]) == ("job", {"managed-by": "gpu-providers", "run": "8"})
+    assert (
+        fleet.tdk.instances[vm["instance_id"]]["name"] == "job.gpl.managed-by_gpu-providers.run_8"
+    )
+
+    found = fleet("instances", "--provider", "tensordock", "--label", "run=8", "--json")
+    assert found.code == cli.EXIT_OK, found.err
+    assert [i["instance_id"] for i in found.json()["instances"]] == [vm["instance_id"]]
+
+    orphans = fleet("orphans", "--provider", "tensordock", "--json")
+    assert orphans.code == cli.EXIT_OK, orphans.err
+    (orphan,) = orphans.json()["orphans"]
+    # TensorDock reports a rate but no creation time: a cost per hour, no age.
+    assert orphan["instance"]["instance_id"] == vm["instance_id"]
+    assert orphan["instance"]["hourly_price"] and orphan["age_seconds"] is None
