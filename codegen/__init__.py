@@ -36,6 +36,7 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     # RunPod's REST API v2, the second RunPod backend (api="rest"); its own package so the
     # GraphQL output (runpod/_generated, replaced wholesale on regeneration) stays separate.
     "runpod-rest": ("openapi-python-client", "runpod/rest"),
+    "vastai": ("openapi-python-client", "vastai"),
 }
 
 #: Settings for the ruff post-hooks over the generated tree. ``--isolated`` ignores every

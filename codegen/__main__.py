@@ -1,7 +1,7 @@
 """Command line: ``python -m codegen [PROVIDER ...] [--check] [--spec PATH]``.
 
-PROVIDER is lambda, paperspace, runpod, runpod-rest (RunPod's REST v2 backend) or
-tensordock (all when none is named).
+PROVIDER is lambda, paperspace, runpod, runpod-rest (RunPod's REST v2 backend),
+tensordock or vastai (all when none is named).
 """
 
 from __future__ import annotations

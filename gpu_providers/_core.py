@@ -258,13 +258,15 @@ class _LaunchState:
     operations: list[str] = field(default_factory=list)
     #: A work submission handed to the wire and not yet answered (cancellation lands here).
     sending: bool = False
+    #: The operation that (maybe) submitted work: what a cancellation warning names.
+    submitter: str | None = None
 
     def record(self, report: Created | NothingCreated) -> None:
         """What the flow reported about its submission."""
         if isinstance(report, Created):
             self.submitted, self.instance_id = True, report.instance_id
         else:
-            self.submitted, self.instance_id = False, None
+            self.submitted, self.instance_id, self.submitter = False, None, None
 
 
 #: Errors that are the provider's refusal: nothing was created.
@@ -357,9 +359,7 @@ class ProviderCore:
                 )
             self._api_key = SecretStr("")
         else:
-            self._api_key = resolve_api_key(
-                self.name, api_key, self.credentials, env=env, home=home
-            )
+            self._api_key = self._resolve_key(api_key, env=env, home=home)
         self._base_url = (base_url or self.default_base_url).rstrip("/")
         self._timeout = timeout
         self._policy = RetryPolicy(
@@ -377,6 +377,13 @@ class ProviderCore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r}, api_key=**********)"
+
+    def _resolve_key(
+        self, api_key: str | SecretStr | None, *, env: Mapping[str, str] | None, home: Any
+    ) -> SecretStr:
+        """The key (argument > environment > vendor file); a provider whose API answers some
+        calls without a key (Vast.ai's offer search) overrides this."""
+        return resolve_api_key(self.name, api_key, self.credentials, env=env, home=home)
 
     def _httpx_options(self) -> dict[str, Any]:
         """Options of the httpx client behind the wire (auth header, timeouts, transport)."""
@@ -578,19 +585,25 @@ class ProviderCore:
         """After an effect: did it (maybe) make the provider do work?"""
         state.sending = False
         if effect.submits_work and (error is None or error.maybe_submitted):
-            state.submitted = True
+            state.submitted, state.submitter = True, effect.operation
 
     def _cancelled(self, state: _LaunchState, exc: BaseException) -> None:
         """The caller cancelled (or a bug ended) a call: say loudly what it may leave behind."""
         if state.submitted or state.sending:
+            # While sending, the effect on the wire is the flow's last one: the submission.
+            operation = state.operations[-1] if state.sending else state.submitter
             logger.warning(
                 "%s interrupted (%s) after the launch may have reached %s; instance: %s. "
                 "List instances by name before launching again.",
-                state.operations[0] if state.operations else "call",
+                operation or "call",
                 type(exc).__name__,
                 self.display_name,
                 state.instance_id or "unknown",
-                extra={"instance_id": state.instance_id, "maybe_submitted": True},
+                extra={
+                    "instance_id": state.instance_id,
+                    "maybe_submitted": True,
+                    "operation": operation,
+                },
             )
 
     # -- flows every provider writes --------------------------------------------------------

@@ -45,6 +45,11 @@ def _read_runpod_toml(path: Path) -> str | None:
     return None
 
 
+def _read_plain_key(path: Path) -> str | None:
+    # The Vast.ai CLI (vast-cli vast.py, APIKEY_FILE) stores the bare key in the file.
+    return path.read_text(encoding="utf-8").strip() or None
+
+
 @dataclass(frozen=True)
 class CredentialSource:
     """Where a provider's API key may be found."""
@@ -66,6 +71,10 @@ RUNPOD = CredentialSource(
 )
 # TensorDock has no CLI or SDK config file for v2 tokens (FACTS.md): argument or env only.
 TENSORDOCK = CredentialSource("TENSORDOCK_API_TOKEN", None, "", None)
+#: `vastai set api-key` writes $XDG_CONFIG_HOME/vastai/vast_api_key (~/.config by default).
+VASTAI = CredentialSource(
+    "VAST_API_KEY", ".config/vastai/vast_api_key", "the key alone", _read_plain_key
+)
 
 
 def resolve_api_key(

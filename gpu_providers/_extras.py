@@ -32,6 +32,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "paperspace": ("attrs", "dateutil"),
     "runpod": ("gql", "graphql", "attrs"),  # attrs: the REST v2 backend (api="rest")
     "tensordock": ("attrs",),
+    "vastai": ("attrs",),
 }
 
 

@@ -9,6 +9,8 @@ the exception of that very answer, never on shared transport state.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +33,36 @@ class GraphQLCall(Effect):
 
     method: str
     variables: Mapping[str, Any] = field(default_factory=dict)
+    #: Where a submission's answer names what it created (``("podFindAndDeployOnDemand",
+    #: "id")``, in ``data``): read from the raw answer when the result model cannot parse it,
+    #: so the maybe-submitted error still carries the instance id.
+    created_id: tuple[str, ...] = ()
+
+
+# The ``data`` of the answer in progress, as the generated client hands it to its result
+# model (ariadne-codegen's ``get_data`` step). A context variable: each thread and each task
+# sees only its own call's answer (the generated method runs in the caller's task).
+_data: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "gpu_providers_graphql_data", default=None
+)
+
+
+@functools.cache
+def _keeping_data(client_class: Any) -> Any:
+    """``client_class`` whose ``get_data`` also keeps the answer's data for this call."""
+
+    def get_data(self: Any, response: Any) -> Any:
+        data = client_class.get_data(self, response)
+        _data.set(data)
+        return data
+
+    return type(client_class.__name__, (client_class,), {"get_data": get_data})
+
+
+def _created_id(data: Any, path: tuple[str, ...]) -> str | None:
+    for key in path:
+        data = data.get(key) if isinstance(data, Mapping) else None
+    return data if isinstance(data, str) and data else None
 
 
 class _GraphQLWire(ProviderCore):
@@ -59,10 +91,16 @@ class _GraphQLWire(ProviderCore):
             client_class = getattr(importlib.import_module(module), name)
         except ModuleNotFoundError as exc:  # an install whose extra is incomplete
             raise missing_dependency_error(exc, extra=self.extra, provider=self.name) from exc
-        return client_class(**self._client_options())
+        return _keeping_data(client_class)(**self._client_options())
 
-    def _graphql_error(self, effect: GraphQLCall, exc: Exception) -> ProviderError:
-        return self._mark_submission(effect, self._classify_graphql(effect, exc))
+    def _graphql_error(self, effect: GraphQLCall, exc: Exception, data: Any) -> ProviderError:
+        error = self._classify_graphql(effect, exc)
+        if data is not None and effect.submits_work and effect.created_id:
+            # The answer arrived and the result model failed on it: the id may still be there.
+            created = _created_id(data, effect.created_id)
+            if created is not None:
+                self._maybe_submitted(error, created)
+        return self._mark_submission(effect, error)
 
     def _classify_graphql(self, effect: GraphQLCall, exc: Exception) -> ProviderError:
         from gql.transport import exceptions as gql_errors
@@ -113,10 +151,13 @@ class GraphQLProvider(_GraphQLWire, SyncProviderBase):
     def _invoke(self, effect: Effect) -> Any:
         assert isinstance(effect, GraphQLCall)
         client = self._client()
+        token = _data.set(None)
         try:
             return getattr(client, effect.method)(**effect.variables)
         except Exception as exc:
-            raise self._graphql_error(effect, exc) from exc
+            raise self._graphql_error(effect, exc, _data.get()) from exc
+        finally:
+            _data.reset(token)
 
     def _close_wire(self) -> None:
         with self._wire_lock:
@@ -139,10 +180,13 @@ class AsyncGraphQLProvider(_GraphQLWire, AsyncProviderBase):
     async def _invoke(self, effect: Effect) -> Any:
         assert isinstance(effect, GraphQLCall)
         client = self._client()
+        token = _data.set(None)
         try:
             return await getattr(client, effect.method)(**effect.variables)
         except Exception as exc:
-            raise self._graphql_error(effect, exc) from exc
+            raise self._graphql_error(effect, exc, _data.get()) from exc
+        finally:
+            _data.reset(token)
 
     async def _aclose_wire(self) -> None:
         with self._wire_lock:

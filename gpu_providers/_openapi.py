@@ -20,7 +20,7 @@ import httpx
 
 from skypilot_client.retry import parse_retry_after
 
-from ._core import MAPPING_ERRORS, AsyncProviderBase, Effect, ProviderCore, SyncProviderBase
+from ._core import AsyncProviderBase, Effect, ProviderCore, SyncProviderBase
 from ._extras import missing_dependency_error
 from .errors import ProviderError
 
@@ -99,6 +99,17 @@ class _OpenAPIWire(ProviderCore):
             return self._error_of(effect, response.status_code, response.content, response.headers)
         return self._malformed(effect, exc)
 
+    def _foreign(
+        self, effect: Endpoint, exc: Exception, response: httpx.Response | None
+    ) -> ProviderError:
+        """A non-httpx exception from the call: with no answer yet it came from the transport
+        (a custom one, an event hook) and is classified as GraphQL's wire does (a connection
+        error, maybe submitted once it may have been sent); after the answer arrived, the
+        generated parser could not read it."""
+        if response is None:
+            return self._transport_error(effect, exc)
+        return self._unreadable(effect, exc, response)
+
     def _new_api(self, http_client: httpx.Client | httpx.AsyncClient) -> Any:
         try:
             client_class = importlib.import_module(f"{self.generated_package}.client").Client
@@ -134,8 +145,8 @@ class OpenAPIProvider(_OpenAPIWire, SyncProviderBase):
             detailed = effect.module.sync_detailed(client=api, **effect.arguments)
         except httpx.HTTPError as exc:
             raise self._transport_error(effect, exc) from exc
-        except MAPPING_ERRORS as exc:  # the generated parser on a body off its schema
-            raise self._unreadable(effect, exc, _response.get()) from exc
+        except Exception as exc:  # the generated parser, a custom transport: rule 10
+            raise self._foreign(effect, exc, _response.get()) from exc
         finally:
             _response.reset(token)
         return self._answer(effect, detailed)
@@ -169,8 +180,8 @@ class AsyncOpenAPIProvider(_OpenAPIWire, AsyncProviderBase):
             detailed = await effect.module.asyncio_detailed(client=api, **effect.arguments)
         except httpx.HTTPError as exc:
             raise self._transport_error(effect, exc) from exc
-        except MAPPING_ERRORS as exc:  # the generated parser on a body off its schema
-            raise self._unreadable(effect, exc, _response.get()) from exc
+        except Exception as exc:  # the generated parser, a custom transport: rule 10
+            raise self._foreign(effect, exc, _response.get()) from exc
         finally:
             _response.reset(token)
         return self._answer(effect, detailed)

@@ -75,6 +75,13 @@ BUILTIN: tuple[ProviderEntry, ...] = (
         aliases=("tensor-dock", "tensor_dock", "tensordock-v2", "tensordock_v2"),
         extra="tensordock",
     ),
+    ProviderEntry(
+        name="vastai",
+        sync_class="gpu_providers.vastai:VastAIProvider",
+        async_class="gpu_providers.vastai:AsyncVastAIProvider",
+        aliases=("vast", "vast.ai", "vast-ai", "vast_ai"),
+        extra="vastai",
+    ),
 )
 
 

@@ -123,6 +123,25 @@ class GPUOffer(_Model):
         description="USD/hour per part of hourly_price where the provider prices parts "
         "(e.g. TensorDock: gpu, vcpu, ram, storage); None where it states one price",
     )
+    # Marketplaces (Vast.ai) describe the host and bill bandwidth by use; None elsewhere.
+    compute_price: float | None = Field(
+        default=None, description="USD/hour for the GPUs/machine alone (on-demand or the bid)"
+    )
+    storage_price: float | None = Field(
+        default=None, description="USD/hour for the disk the price assumes (``disk_gb``)"
+    )
+    upload_price_per_gb: float | None = Field(
+        default=None, description="USD per GB sent out (billed by use, not in hourly_price)"
+    )
+    download_price_per_gb: float | None = Field(
+        default=None, description="USD per GB received (billed by use, not in hourly_price)"
+    )
+    reliability: float | None = Field(
+        default=None, ge=0, le=1, description="Host reliability score (0..1), where published"
+    )
+    verified: bool | None = Field(
+        default=None, description="The marketplace verified the host (None: no such notion)"
+    )
 
 
 class GPUInstance(_Model):
@@ -244,6 +263,12 @@ class GPUFilters(_Model):
     min_gpu_memory_gb: float | None = Field(default=None, gt=0)
     spot: bool | None = Field(default=None, description="None = both on-demand and spot")
     available_only: bool = True
+    #: Marketplaces (Vast.ai): lowest host reliability (0..1); offers of providers that
+    #: publish no reliability are not filtered by it.
+    min_reliability: float | None = Field(default=None, ge=0, le=1)
+    #: Marketplaces: True = verified hosts only, False = any host, None = the provider's
+    #: default (Vast.ai: verified only, as its CLI).
+    verified_only: bool | None = None
 
     @field_validator("gpu_types")
     @classmethod
@@ -263,6 +288,10 @@ class GPUFilters(_Model):
             or (offer.gpu_memory_gb is not None and offer.gpu_memory_gb >= self.min_gpu_memory_gb),
             self.spot is None or offer.spot == self.spot,
             not self.available_only or offer.available,
+            self.min_reliability is None
+            or offer.reliability is None
+            or offer.reliability >= self.min_reliability,
+            self.verified_only is not True or offer.verified is not False,
         )
         return all(checks)
 

@@ -7,6 +7,7 @@ RunPod has announced the retirement of its GraphQL API in early 2027 (REST v2 re
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -21,17 +22,20 @@ from ..errors import (
     ProviderError,
     UnexpectedResponseError,
 )
-from ..gpus import GPUSpec
+from ..gpus import GPUSpec, gpu_spec
 from ..labels import LabelTransport
 from ..types import (
     GPUFilters,
     GPUInstance,
     GPUOffer,
+    InstanceState,
     InstanceStatus,
     LaunchRequest,
     ProviderFeature,
 )
 from . import _mapping as mapping
+
+logger = logging.getLogger("gpu_providers")
 
 # Used when a LaunchRequest names no image (RunPod requires one).
 DEFAULT_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
@@ -248,25 +252,38 @@ class _RunPodCore(ProviderCore):
                         f"no spot capacity for {request.gpu_type} right now", provider=self.name
                     )
                 bid = best[1].price_per_gpu
-            spot_input = PodRentInterruptableInput(bidPerGpu=bid, **fields)
-            result = yield GraphQLCall(
-                method="pod_rent_interruptable",
-                operation="launch",
-                variables={"input": spot_input},
-                kind="launch",
-                submits_work=True,
-            )
-            pod = result.pod_rent_interruptable
+            method, field_name = "pod_rent_interruptable", "podRentInterruptable"
+            deploy: Any = PodRentInterruptableInput(bidPerGpu=bid, **fields)
         else:
-            on_demand = PodFindAndDeployOnDemandInput(**fields)
+            method, field_name = "pod_find_and_deploy_on_demand", "podFindAndDeployOnDemand"
+            deploy = PodFindAndDeployOnDemandInput(**fields)
+        try:
             result = yield GraphQLCall(
-                method="pod_find_and_deploy_on_demand",
+                method=method,
                 operation="launch",
-                variables={"input": on_demand},
+                variables={"input": deploy},
                 kind="launch",
                 submits_work=True,
+                created_id=(field_name, "id"),
             )
-            pod = result.pod_find_and_deploy_on_demand
+        except ProviderError as exc:
+            if not (exc.maybe_submitted and exc.instance_id):
+                raise
+            # The pod was made; only its answer is off schema (the id was read from the raw
+            # answer): it comes back pending, as a failed read-back does elsewhere.
+            yield Created(instance_id=exc.instance_id)
+            logger.info("launch %s: the answer does not parse as a Pod (%s)", exc.instance_id, exc)
+            return GPUInstance(
+                provider=self.name,
+                instance_id=exc.instance_id,
+                name=request.name,
+                state=InstanceState.PENDING,
+                gpu_type=gpu_spec(request.gpu_type).name,
+                gpu_count=request.gpu_count,
+                region=mapping.placement(region).get("dataCenterId"),
+                spot=request.spot,
+            )
+        pod = getattr(result, method)
         if pod is None:  # RunPod's answer when no machine fits: nothing was created
             yield NothingCreated()
             raise CapacityError(

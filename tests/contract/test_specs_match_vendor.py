@@ -29,13 +29,17 @@ SPECS = {
     "lambda": (ROOT / "specs" / "lambda" / "openapi.yaml", "lambda/openapi-1.8.3.json"),
     "paperspace": (ROOT / "specs" / "paperspace" / "openapi.yaml", "paperspace/openapi.json"),
     "runpod-rest": (ROOT / "specs" / "runpod-rest" / "openapi.yaml", "runpod/rest-v2-openapi.json"),
+    "vastai": (ROOT / "specs" / "vastai" / "openapi.yaml", "vastai/openapi.yaml"),
 }
 
 #: Documented differences, keyed by location. A location is the name of our component schema,
 #: or "<Component>.<property>". Kinds:
 #:   "open-enum"       upstream has a closed string `enum`, ours accepts any string;
 #:   "nullable-added"  upstream is not nullable, ours is (the value really is null sometimes);
-#:   "format-dropped"  upstream has a `format` (date-time), ours is the plain type.
+#:   "format-dropped"  upstream has a `format` (date-time), ours is the plain type;
+#:   "null-allowed"    ours is anyOf [upstream schema, {type: "null"}] (OpenAPI 3.1 form);
+#:   "object-for-string" upstream types a string, the vendor's own clients send an object;
+#:   "free-form"       ours is one `additionalProperties: true` object for upstream's fields.
 RELAXATIONS: dict[str, dict[str, str]] = {
     "lambda": {
         "PublicRegionCode": "open-enum",  # R1
@@ -58,6 +62,11 @@ RELAXATIONS: dict[str, dict[str, str]] = {
         "Pod.createdAt": "format-dropped",  # D5
         "Pod.startedAt": "format-dropped",  # D5
     },
+    "vastai": {
+        "CreateInstanceRequest.env": "object-for-string",  # V2
+        "showInstance 200.instances": "null-allowed",  # V3
+        "OfferQuery": "free-form",  # V4
+    },
 }
 
 #: Schemas only we define, accepted as the LAST alternative of an upstream union (or turning a
@@ -66,6 +75,7 @@ FALLBACK_REFS: dict[str, set[str]] = {
     "lambda": {"#/components/schemas/ApiError"},
     "paperspace": set(),
     "runpod-rest": set(),
+    "vastai": set(),
 }
 
 #: Responses we deliberately do not declare (paperspace P5: `default` error responses).
@@ -74,7 +84,11 @@ OMITTED_RESPONSES: dict[str, set[str]] = {
     "paperspace": {"default"},
     # runpod-rest D7: RFC 9457 problem answers are classified from the raw status and body.
     "runpod-rest": {"400", "401", "403", "404", "409", "422", "429", "default"},
+    "vastai": {"400", "401", "403", "404", "410", "429"},  # V5: error bodies vary
 }
+#: Providers whose spec writes every path with a trailing slash (vastai V1: the form the
+#: vendor's CLI calls); compared without it.
+TRAILING_SLASH = {"vastai"}
 
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 # Keywords that make up a schema's type; annotations (description, examples, default,
@@ -96,9 +110,10 @@ def _parameter(doc: dict[str, Any], parameter: dict[str, Any]) -> dict[str, Any]
     return parameter
 
 
-def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def _operations(doc: dict[str, Any], provider: str = "") -> dict[tuple[str, str], dict[str, Any]]:
+    strip = provider in TRAILING_SLASH
     return {
-        (path, method): op
+        (path.rstrip("/") if strip else path, method): op
         for path, item in doc["paths"].items()
         for method, op in item.items()
         if method in METHODS
@@ -167,6 +182,27 @@ class Comparison:
     def compare(self, ours: Any, vendor: Any, where: str) -> None:
         o, where = self._normalize(self.ours, ours, where)
         v, _ = self._normalize(self.vendor, vendor, where)
+        special = RELAXATIONS[self.provider].get(where)
+        if special == "null-allowed":
+            self.used.add(where)
+            others = [a for a in o.get("anyOf") or [] if a != {"type": "null"}]
+            if len(others) != 1 or len(o["anyOf"]) != 2:
+                self.problems.add(f"{where}: listed as null-allowed but is not anyOf[X, null]")
+                return
+            self.compare(others[0], vendor, f"{where}!")
+            return
+        if special == "object-for-string":
+            self.used.add(where)
+            if v.get("type") != "string" or o.get("type") != "object":
+                self.problems.add(f"{where}: listed as object-for-string but is not")
+            return
+        if special == "free-form":
+            self.used.add(where)
+            if o.get("additionalProperties") is not True or o.get("properties"):
+                self.problems.add(f"{where}: listed as free-form but has properties")
+            if v.get("type") != "object" or o.get("type") != "object":
+                self.problems.add(f"{where}: listed as free-form but is not an object")
+            return
         alternatives = o.get("anyOf")
         if alternatives and alternatives[-1].get("$ref") in FALLBACK_REFS[self.provider]:
             self.used.add(alternatives[-1]["$ref"])
@@ -262,10 +298,12 @@ def test_our_spec_is_valid_openapi(provider: str) -> None:
     validator.validate(spec)
 
 
-def test_every_operation_exists_upstream(docs: tuple[dict[str, Any], dict[str, Any]]) -> None:
+def test_every_operation_exists_upstream(
+    provider: str, docs: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
     ours, vendor = docs
     upstream = _operations(vendor)
-    for (path, method), op in _operations(ours).items():
+    for (path, method), op in _operations(ours, provider).items():
         assert (path, method) in upstream, f"{method.upper()} {path} is not in the vendor spec"
         assert op["operationId"] == upstream[(path, method)]["operationId"], (path, method)
 
@@ -276,7 +314,7 @@ def test_parameters_match_upstream(
     ours, vendor = docs
     upstream = _operations(vendor)
     comparison = Comparison(provider, ours, vendor)
-    for (path, method), op in _operations(ours).items():
+    for (path, method), op in _operations(ours, provider).items():
         # Path-level parameters and `$ref`s to components.parameters count too (runpod-rest).
         listed = vendor["paths"][path].get("parameters", []) + upstream[(path, method)].get(
             "parameters", []
@@ -300,7 +338,7 @@ def test_kept_properties_have_the_upstream_types(
     ours, vendor = docs
     upstream = _operations(vendor)
     comparison = Comparison(provider, ours, vendor)
-    for (path, method), op in _operations(ours).items():
+    for (path, method), op in _operations(ours, provider).items():
         theirs = upstream[(path, method)]
         name = op["operationId"]
         body = op.get("requestBody")

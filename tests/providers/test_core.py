@@ -19,7 +19,7 @@ from gpu_providers import (
     create_async_provider,
     create_provider,
 )
-from gpu_providers._credentials import LAMBDA, PAPERSPACE, RUNPOD, resolve_api_key
+from gpu_providers._credentials import LAMBDA, PAPERSPACE, RUNPOD, VASTAI, resolve_api_key
 from gpu_providers.errors import MissingCredentialsError, UnsupportedProviderError
 from gpu_providers.factory import _lookup
 from gpu_providers.gpus import GPU_TABLE, canonical_gpu_name
@@ -39,6 +39,7 @@ def test_available_providers() -> None:
         ("lambda-labs", "lambda"),
         (" paperspace ", "paperspace"),
         ("RunPod", "runpod"),
+        ("vast.ai", "vastai"),
     ],
 )
 def test_aliases(alias: str, name: str) -> None:
@@ -91,6 +92,7 @@ def test_vendor_config_files(tmp_path: Path) -> None:
         (LAMBDA, "LAMBDA_API_KEY", "~/.lambda_cloud/lambda_keys"),
         (PAPERSPACE, "PAPERSPACE_API_KEY", "~/.paperspace/config.json"),
         (RUNPOD, "RUNPOD_API_KEY", "~/.runpod/config.toml"),
+        (VASTAI, "VAST_API_KEY", "~/.config/vastai/vast_api_key"),
     ],
 )
 def test_missing_credentials_name_all_three_places(
@@ -233,7 +235,14 @@ def test_a_broken_plugin_is_logged_and_skipped(
 ) -> None:
     _plugins(monkeypatch, FakePoint("broken", _broken), FakePoint("acme", lambda: ACME))
     with caplog.at_level(logging.WARNING, logger="gpu_providers"):
-        assert available_providers() == ["acme", "lambda", "paperspace", "runpod", "tensordock"]
+        assert available_providers() == [
+            "acme",
+            "lambda",
+            "paperspace",
+            "runpod",
+            "tensordock",
+            "vastai",
+        ]
     assert "'broken'" in caplog.text and "acme_sdk" in caplog.text
     create_provider("acme", api_key="k").close()  # the other plugin still works
     with pytest.raises(UnsupportedProviderError, match="failed to load") as caught:
@@ -257,7 +266,7 @@ def test_subclasses_of_providers_work() -> None:
         assert client.team_instances() == 4
 
 
-@pytest.mark.parametrize("name", ["paperspace", "runpod"])
+@pytest.mark.parametrize("name", ["paperspace", "runpod", "vastai"])
 def test_file_systems_are_refused_where_unsupported(name: str) -> None:
     from gpu_providers.errors import UnsupportedFeatureError
 

@@ -18,10 +18,17 @@ from tests.providers.runpod import documented as runpod_docs
 from tests.providers.runpod import documented_rest as runpod_rest_docs
 from tests.providers.tensordock import documented as tensordock_docs
 from tests.providers.timekeeping import AttachedClock, FakeClock
+from tests.providers.vastai import documented as vast_docs
 from tests.test_docs import REPO_ROOT, extract_python_blocks
 
 DOC = REPO_ROOT / "docs" / "providers.md"
-KEY_VARS = ("LAMBDA_API_KEY", "PAPERSPACE_API_KEY", "RUNPOD_API_KEY", "TENSORDOCK_API_TOKEN")
+KEY_VARS = (
+    "LAMBDA_API_KEY",
+    "PAPERSPACE_API_KEY",
+    "RUNPOD_API_KEY",
+    "TENSORDOCK_API_TOKEN",
+    "VAST_API_KEY",
+)
 
 
 def test_providers_guide_examples_run(
@@ -54,6 +61,8 @@ def test_providers_guide_examples_run(
     httpx_mock.add_callback(
         runpod_rest, url=re.compile(r"https://api\.runpod\.io/v2/.*"), is_reusable=True
     )
+    vast = vast_docs.DocumentedVast()
+    httpx_mock.add_callback(vast, url=re.compile(r"https://console\.vast\.ai/.*"), is_reusable=True)
 
     blocks = [b for b in extract_python_blocks(DOC) if b.skip_reason is None]
     assert len(blocks) >= 8
@@ -62,13 +71,14 @@ def test_providers_guide_examples_run(
         "LAMBDA_KEY": "doc-example-lambda-key",
         "RUNPOD_KEY": "doc-example-runpod-key",
         "TENSORDOCK_TOKEN": "doc-example-tensordock-token",
+        "VAST_KEY": "doc-example-vast-key",
     }
     for block in blocks:
         exec(block.compile(), namespace)  # noqa: S102 - the documentation's own examples
 
     out = capsys.readouterr().out
-    assert "['lambda', 'paperspace', 'runpod', 'tensordock']" in out
-    assert "known providers: lambda, paperspace, runpod, tensordock" in out
+    assert "['lambda', 'paperspace', 'runpod', 'tensordock', 'vastai']" in out
+    assert "known providers: lambda, paperspace, runpod, tensordock, vastai" in out
     assert "lambda 404 global/object-does-not-exist" in out
     assert "rejected:" in out
     launched = [r for r in account.requests if r.url.path.endswith("/instance-operations/launch")]
@@ -104,5 +114,12 @@ def test_providers_guide_examples_run(
     assert "[('nightly-eval', 'would_terminate')]" in out
     assert "[('nightly-eval', 'terminated', True)]" in out
     assert out.count("8xH100 $") >= 2
-    for closing in ("lam", "runpod"):
+    # Vast.ai: the search ran without a key, the rest with it; one rental, then destroyed.
+    searches = [r for r in vast.requests if r.url.path == "/api/v0/bundles/"]
+    assert "authorization" not in searches[0].headers
+    assert vast.count("PUT", "/api/v0/asks/4000101/") == 1
+    assert vast_docs.ID_LAUNCHED not in vast.instances
+    assert "4000101 NO on-demand $0.3521/h = 0.35 + 0.002083 disk" in out
+    assert "12000200 pending NO" in out
+    for closing in ("lam", "runpod", "vast"):
         namespace[closing].close()

@@ -352,14 +352,17 @@ def test_a_foreign_exception_in_the_trial_reopens_the_circuit() -> None:
         raise RuntimeError("a bug in a transport")
 
     clock = FakeClock()
-    client: Any = create_provider("lambda", api_key=KEY, transport=httpx.MockTransport(handler))
+    transport = httpx.MockTransport(handler)
+    # No retries: the trial's own error (a retry would fail fast on the reopened circuit).
+    client: Any = create_provider("lambda", api_key=KEY, transport=transport, max_retries=0)
     with attach(client, clock, clock.sleep):
         breaker = client._account.breaker
         for _ in range(breaker.failure_threshold):
             breaker.record_failure()
         clock.now += breaker.recovery_timeout
-        with pytest.raises(RuntimeError):
+        with pytest.raises(ProviderConnectionError) as caught:  # ours, the bug chained
             client.list_instances()
+        assert isinstance(caught.value.__cause__, RuntimeError)
         assert breaker.state is CircuitState.OPEN
         with pytest.raises(CircuitOpenError):
             client.list_instances()

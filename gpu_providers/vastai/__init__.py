@@ -1,0 +1,5 @@
+"""Vast.ai provider (generated wire client in _generated/)."""
+
+from ._client import AsyncVastAIProvider, VastAIProvider
+
+__all__ = ["AsyncVastAIProvider", "VastAIProvider"]

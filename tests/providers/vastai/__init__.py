@@ -1,0 +1,1 @@
+"""Vast.ai provider tests."""
