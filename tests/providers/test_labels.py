@@ -1,6 +1,6 @@
 """Labels on every provider: the neutral rules, the name encoding (round trip), and each
-provider's transport (Lambda tags; Paperspace, RunPod on both backends and TensorDock in the
-name), sync and async, against the documented responders."""
+provider's transport (Lambda tags; Paperspace, RunPod on both backends, TensorDock and
+Vast.ai in the name), sync and async, against the documented responders."""
 
 from __future__ import annotations
 
@@ -30,12 +30,14 @@ from gpu_providers.paperspace import AsyncPaperspaceProvider, PaperspaceProvider
 from gpu_providers.runpod import AsyncRunPodProvider, RunPodProvider
 from gpu_providers.runpod.rest import AsyncRunPodRestProvider, RunPodRestProvider
 from gpu_providers.tensordock import AsyncTensorDockProvider, TensorDockProvider
+from gpu_providers.vastai import AsyncVastAIProvider, VastAIProvider
 from tests.providers.lambda_cloud import documented as LD
 from tests.providers.paperspace import documented as PD
 from tests.providers.runpod import documented as RD
 from tests.providers.runpod import documented_rest as RRD
 from tests.providers.tensordock import documented as TD
 from tests.providers.tensordock.scenarios import PUBLIC_KEY as TENSORDOCK_KEY
+from tests.providers.vastai import documented as VD
 
 KEY = "SENTINEL-labels-test-key-77aa"
 KINDS = ["sync", "async"]
@@ -111,6 +113,8 @@ PROVIDERS: dict[str, tuple[type[Any], type[Any], LabelTransport]] = {
     "runpod": (RunPodProvider, AsyncRunPodProvider, LabelTransport.NAME),
     "runpod-rest": (RunPodRestProvider, AsyncRunPodRestProvider, LabelTransport.NAME),
     "tensordock": (TensorDockProvider, AsyncTensorDockProvider, LabelTransport.NAME),
+    # Vast.ai's `label` is its instance's one free-text name: no key=value tags.
+    "vastai": (VastAIProvider, AsyncVastAIProvider, LabelTransport.NAME),
 }
 NAME_ENCODED = sorted(p for p, entry in PROVIDERS.items() if entry[2] is LabelTransport.NAME)
 
@@ -125,11 +129,13 @@ def _responder(provider: str) -> Any:
         "runpod": RD.DocumentedRunPod,
         "runpod-rest": RRD.DocumentedRunPodRest,
         "tensordock": TD.DocumentedTensorDock,
+        "vastai": VD.DocumentedVast,
     }[provider]()
 
 
 def _request(provider: str, **fields: Any) -> LaunchRequest:
-    gpu = {"lambda": "A10", "paperspace": "A6000", "tensordock": "RTX4090"}.get(provider, "H100")
+    gpus = {"lambda": "A10", "paperspace": "A6000", "tensordock": "RTX4090", "vastai": "RTX4090"}
+    gpu = gpus.get(provider, "H100")
     extras: dict[str, dict[str, Any]] = {
         "lambda": {"ssh_key_names": ["laptop"]},
         "tensordock": {"ssh_public_key": TENSORDOCK_KEY},
@@ -165,6 +171,8 @@ def _launch_body(provider: str, responder: Any) -> dict[str, Any]:
     """What the launch sent: ``name`` (and Lambda's ``tags``)."""
     for request in responder.requests:
         body = json.loads(request.content or b"{}")
+        if provider == "vastai" and request.method == "PUT" and "/asks/" in request.url.path:
+            return {"name": body["label"]}  # Vast.ai's name is its label
         if provider == "runpod" and "Deploy" in body.get("query", ""):
             return dict(body["variables"]["input"])
         if provider == "tensordock" and request.method == "POST":

@@ -30,6 +30,7 @@ from gpu_providers.search import (
     search_offers,
 )
 from gpu_providers.tensordock import AsyncTensorDockProvider, TensorDockProvider
+from gpu_providers.vastai import AsyncVastAIProvider, VastAIProvider
 from tests.providers.cassettes import provider_vcr
 from tests.providers.lambda_cloud import documented as LD
 from tests.providers.lambda_cloud.scenarios import RECORDING_KEY as LAMBDA_RECORDING
@@ -40,13 +41,20 @@ from tests.providers.runpod import documented_rest as RRD
 from tests.providers.runpod.scenarios import RECORDING_KEY as RUNPOD_RECORDING
 from tests.providers.tensordock import documented as TD
 from tests.providers.test_labels import _keyless_runpod
+from tests.providers.vastai import documented as VD
 
 KEY = "SENTINEL-search-test-key-41cd"
 KINDS = ["sync", "async"]
-KEY_VARS = ("LAMBDA_API_KEY", "PAPERSPACE_API_KEY", "RUNPOD_API_KEY", "TENSORDOCK_API_TOKEN")
+KEY_VARS = (
+    "LAMBDA_API_KEY",
+    "PAPERSPACE_API_KEY",
+    "RUNPOD_API_KEY",
+    "TENSORDOCK_API_TOKEN",
+    "VAST_API_KEY",
+)
 #: The providers a search of ``_clients`` hears from, in order (the second RunPod client is
 #: the REST v2 backend: one provider name twice is told apart as ``runpod#2``).
-EVERY = ["lambda", "paperspace", "runpod", "runpod#2", "tensordock"]
+EVERY = ["lambda", "paperspace", "runpod", "runpod#2", "tensordock", "vastai"]
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +70,7 @@ def _clients(kind: str, lambda_key: str = KEY) -> list[Any]:
     run = RD.DocumentedRunPod().transport()
     rest = RRD.DocumentedRunPodRest().transport()
     tdk = TD.DocumentedTensorDock().transport()
+    vast = httpx.MockTransport(VD.DocumentedVast())
     if kind == "sync":
         return [
             LambdaProvider(api_key=lambda_key, transport=lam),
@@ -69,6 +78,7 @@ def _clients(kind: str, lambda_key: str = KEY) -> list[Any]:
             RunPodProvider(api_key=KEY, transport=run),
             RunPodProvider(api="rest", api_key=KEY, transport=rest),
             TensorDockProvider(api_key=KEY, transport=tdk),
+            VastAIProvider(api_key=KEY, transport=vast),
         ]
     return [
         AsyncLambdaProvider(api_key=lambda_key, transport=lam),
@@ -76,6 +86,7 @@ def _clients(kind: str, lambda_key: str = KEY) -> list[Any]:
         AsyncRunPodProvider(api_key=KEY, transport=run),
         AsyncRunPodProvider(api="rest", api_key=KEY, transport=rest),
         AsyncTensorDockProvider(api_key=KEY, transport=tdk),
+        AsyncVastAIProvider(api_key=KEY, transport=vast),
     ]
 
 
@@ -92,7 +103,7 @@ def test_every_provider_answers_cheapest_per_gpu_hour_first(kind: str) -> None:
     assert found.answered == EVERY
     assert found.failures == [] and not found.partial
     assert {r.offer.provider for r in found.offers} == {
-        "lambda", "paperspace", "runpod", "tensordock"
+        "lambda", "paperspace", "runpod", "tensordock", "vastai"
     }  # fmt: skip
     prices = [r.price_per_gpu_hour for r in found.offers]
     priced = [p for p in prices if p is not None]
@@ -102,8 +113,13 @@ def test_every_provider_answers_cheapest_per_gpu_hour_first(kind: str) -> None:
     assert all(r.offer.provider == "paperspace" for r in found.offers[len(priced) :])
     for ranked in found.offers[: len(priced)]:
         o = ranked.offer
-        if o.provider == "tensordock":  # priced from parts: GPU + vCPU + RAM + storage
-            assert ranked.components == o.price_breakdown and len(ranked.components) == 4
+        if o.provider in ("tensordock", "vastai"):  # priced from parts
+            parts = {
+                "tensordock": {"gpu", "vcpu", "ram", "storage"},
+                "vastai": {"compute", "storage"},
+            }
+            assert ranked.components == o.price_breakdown
+            assert set(ranked.components) == parts[o.provider]
             assert sum(ranked.components.values()) == pytest.approx(o.hourly_price)
         else:
             assert ranked.components == {"compute": o.hourly_price}
@@ -188,20 +204,29 @@ def test_an_unexpected_exception_of_a_plugin_is_a_failure_without_its_text() -> 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_without_keys_only_the_public_catalogs_are_asked(kind: str) -> None:
-    options = {"runpod": {"transport": httpx.MockTransport(_keyless_runpod)}}
-    found = _search(kind, GPUFilters(gpu_types=["H100"]), None, provider_options=options)
-    assert found.answered == ["runpod"]
+    vast = VD.DocumentedVast()  # answers the offer search only without a key
+    options = {
+        "runpod": {"transport": httpx.MockTransport(_keyless_runpod)},
+        "vastai": {"transport": httpx.MockTransport(vast)},
+    }
+    wanted = GPUFilters(gpu_types=["H100"], verified_only=False)
+    found = _search(kind, wanted, None, provider_options=options)
+    assert found.answered == ["runpod", "vastai"]
     assert [s.provider for s in found.skipped] == ["lambda", "paperspace", "tensordock"]
     assert all("API key" in s.reason for s in found.skipped)
-    assert found.failures == [] and found.offers
+    assert found.failures == [] and {r.offer.provider for r in found.offers} == set(found.answered)
+    assert vast.requests and all("authorization" not in r.headers for r in vast.requests)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_without_keys_runpod_on_rest_is_skipped_its_catalog_wants_a_key(kind: str) -> None:
     responder = RRD.DocumentedRunPodRest()
-    options = {"runpod": {"api": "rest", "transport": responder.transport()}}
+    options = {
+        "runpod": {"api": "rest", "transport": responder.transport()},
+        "vastai": {"transport": httpx.MockTransport(VD.DocumentedVast())},
+    }
     found = _search(kind, None, None, provider_options=options)
-    assert found.answered == [] and found.failures == []
+    assert found.answered == ["vastai"] and found.failures == []
     assert "runpod" in [s.provider for s in found.skipped]
     assert responder.requests == []
 
