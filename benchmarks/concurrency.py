@@ -108,7 +108,11 @@ async def run_batch(base_url: str, calls: int, max_connections: int) -> Outcome:
         return time.perf_counter() - started
 
     try:
-        async with AsyncSkyPilotClient(base_url, max_connections=max_connections) as client:
+        # Every call must reach the server here (pool queueing is what is measured), so
+        # identical reads are not shared (coalescing: benchmarks/coalescing.py).
+        async with AsyncSkyPilotClient(
+            base_url, max_connections=max_connections, coalesce_reads=False
+        ) as client:
             await client.health()  # learn the server version once, outside the timing
             started = time.perf_counter()
             results = await asyncio.gather(

@@ -43,6 +43,7 @@ from .errors import (
     APITimeoutError,
     InvalidInputError,
     MalformedResponseError,
+    NotFoundError,
     RequestCancelledError,
     RequestFailedError,
     SkyPilotError,
@@ -53,6 +54,8 @@ from .retry import RetryPolicy, parse_retry_after
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
     from pydantic import BaseModel
 
+    from ._outage import OutageTracker
+    from ._submitted import RequestRecord, SubmittedRequest
     from .models import CloudCredentials, HealthStatus
 
 logger = logging.getLogger("skypilot_client")
@@ -100,6 +103,16 @@ class _Shared:
     server_api_version: int | None = None
     warned_newer_server: bool = False
     closed: bool = False
+    #: Requests this client submitted (a ``_submitted.RequestRecord``: in-process by
+    #: default; a persistent ledger can take its place).
+    submitted: Any = None
+    #: Single flight of identical reads (``_coalesce``; made by the shell on first use).
+    flights: Any = None
+
+    def requests(self) -> RequestRecord:
+        """The record of submitted requests (in-process unless one was plugged in)."""
+        record: RequestRecord = self.submitted
+        return record
 
 
 _NO_CHANGE: Any = object()
@@ -127,6 +140,8 @@ class BaseClient(Generic[HttpClientT]):
         http_client: HttpClientT | None,
         workspace: str | None,
         on_request: Callable[[RequestMetrics], object] | None,
+        coalesce_reads: bool = True,
+        read_cache_ttl: float | None = None,
     ) -> None:
         self._settings = resolve_settings(
             base_url=base_url,
@@ -139,6 +154,8 @@ class BaseClient(Generic[HttpClientT]):
         if max_connections is not None and max_connections < 1:
             raise InvalidInputError(f"max_connections must be 1 or more, got {max_connections}")
         self._workspace = workspace
+        self._coalesce_reads = bool(coalesce_reads)
+        self._read_cache_ttl = self._cache_ttl(read_cache_ttl)
         self._identity = user_identity()
         self._redactor = self._own_redactor()
         owns = http_client is None
@@ -152,7 +169,21 @@ class BaseClient(Generic[HttpClientT]):
                 )
             )
         )
-        self._shared = _Shared(http=http, owns_http=owns, on_request=on_request)
+        from ._submitted import SubmittedRequests  # made now: threads share one record
+
+        self._shared = _Shared(
+            http=http, owns_http=owns, on_request=on_request, submitted=SubmittedRequests()
+        )
+
+    @staticmethod
+    def _cache_ttl(value: float | None) -> float | None:
+        if value is None or value == 0:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidInputError(
+                f"read_cache_ttl must be a positive number of seconds or None, got {value!r}"
+            )
+        return float(value)
 
     def _own_redactor(self) -> Redactor:
         """Redacts this client's own secrets (token, basic-auth password) and nothing else."""
@@ -209,6 +240,8 @@ class BaseClient(Generic[HttpClientT]):
         workspace: str | None,
         timeout: float | None,
         max_retries: int | None,
+        coalesce_reads: bool | None = None,
+        read_cache_ttl: float | None = _NO_CHANGE,
     ) -> Any:
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
@@ -229,6 +262,10 @@ class BaseClient(Generic[HttpClientT]):
             clone._redactor = clone._own_redactor()
         if workspace is not _NO_CHANGE:
             clone._workspace = workspace
+        if coalesce_reads is not None:
+            clone._coalesce_reads = bool(coalesce_reads)
+        if read_cache_ttl is not _NO_CHANGE:
+            clone._read_cache_ttl = self._cache_ttl(read_cache_ttl)
         return clone
 
     # -- request building (no I/O) ------------------------------------------------------
@@ -329,6 +366,10 @@ class BaseClient(Generic[HttpClientT]):
         if call.submits_work and not (400 <= status < 500 or status == 503):
             self._mark_maybe_submitted(error, call)
         error.cluster_name = error.cluster_name or call.cluster_name
+        about = self._request_id_param(call)  # e.g. /api/stream of a request
+        unknown = status == 404 and self._says_request_unknown(error.body)
+        if unknown and about and isinstance(error, NotFoundError):
+            return self._lost_or_unknown(about, error)
         return error
 
     @staticmethod
@@ -534,24 +575,142 @@ class BaseClient(Generic[HttpClientT]):
             "/api/get",
             "wait",
             params={"request_id": effect.request_id},
-            pass_statuses=frozenset({500}),
+            # 500 carries a failed request's record; 404 may be a request the server forgot.
+            pass_statuses=frozenset({404, 500}),
             read_timeout=read_timeout,
             long_poll=True,
             secrets=effect.secrets,
         )
 
     def _outcome(self, reply: Reply, effect: Wait) -> RequestOutcome:
-        return outcome_of_get(
-            reply.status_code,
-            reply.headers,
-            reply.content,
-            request_id=effect.request_id,
-            redactor=self._redactor_for(effect.secrets),
-            operation=effect.operation,
+        try:
+            return outcome_of_get(
+                reply.status_code,
+                reply.headers,
+                reply.content,
+                request_id=effect.request_id,
+                redactor=self._redactor_for(effect.secrets),
+                operation=effect.operation,
+            )
+        except NotFoundError as exc:
+            if reply.status_code != 404 or not self._says_request_unknown(reply.data):
+                raise
+            raise self._lost_or_unknown(effect.request_id, exc) from exc
+
+    @staticmethod
+    def _says_request_unknown(data: Any) -> bool:
+        """The server's own words for an unknown request: ``Request '<id>' not found``."""
+        detail = data.get("detail") if isinstance(data, dict) else None
+        return isinstance(detail, str) and detail.startswith("Request ")
+
+    # -- requests this client submitted (no I/O) ------------------------------------------
+
+    def _remember(self, request_id: str, call: Call) -> None:
+        """Record a request this client submitted, to name it if the server forgets it."""
+        from ._submitted import submitted_now
+
+        self._shared.requests().record(
+            submitted_now(request_id, call.operation, call.cluster_name, call.submits_work)
         )
 
-    def _wait_timeout(self, effect: Wait) -> WaitTimeoutError:
-        return self._deadline_error(effect.operation, effect.deadline, effect.request_id)
+    def _lost_or_unknown(self, request_id: str, error: NotFoundError) -> NotFoundError:
+        """``RequestLostError`` for a request this client submitted, else ``error`` as is."""
+        entry = self._shared.requests().lookup(request_id)
+        if entry is None:
+            return error  # never ours (or too old to remember): a plain NotFoundError
+        return self._lost_error(entry, error.status_code)
+
+    def _lost_error(self, entry: SubmittedRequest, status_code: int | None) -> NotFoundError:
+        from .errors import RequestLostError
+
+        op, name = entry.operation, entry.cluster_name
+        about = f" for cluster {name!r}" if name else ""
+        age = max(time.time() - entry.submitted_at, 0.0)
+        message = (
+            f"{op}: the SkyPilot API server no longer knows request {entry.request_id}{about}, "
+            f"which this client submitted {age:.0f} s ago: the server restarted (a restart "
+            "clears its request database) or dropped the request. "
+        )
+        if entry.submits_work and name:
+            message += (
+                f"The {op} may have run, in part or in full, before that. Check "
+                f"client.get_status({name!r}) and client.list_clusters() (a cluster may be "
+                "UP or half-provisioned in INIT, and billing) before submitting again"
+            )
+            if op == "launch":
+                message += "; handle.result(reconcile=True) reads the cluster's status for you"
+        elif entry.submits_work:
+            where = "client.jobs.queue()" if op.startswith("jobs.") else "what it would change"
+            message += f"The {op} may have run before that: check {where} before submitting again"
+        else:
+            message += "It only read state: calling again is safe"
+        return RequestLostError(
+            message,
+            operation=op,
+            request_id=entry.request_id,
+            status_code=status_code,
+            cluster_name=name,
+            maybe_submitted=entry.submits_work,
+        )
+
+    def _outage(self, effect: Wait) -> OutageTracker:
+        from ._outage import OutageTracker
+
+        return OutageTracker(self._policy, operation=effect.operation, request_id=effect.request_id)
+
+    def _wait_timeout(self, effect: Wait, outage: OutageTracker | None = None) -> WaitTimeoutError:
+        error = self._deadline_error(effect.operation, effect.deadline, effect.request_id)
+        down = outage.outage_seconds() if outage is not None else None
+        if down is not None and outage is not None:
+            last = outage.last_error
+            error.message += (
+                f" (the server was unreachable for the last {down:.0f} s"
+                + (f": {type(last).__name__}" if last is not None else "")
+                + ")"
+            )
+            error.__cause__ = last
+        return error
+
+    @staticmethod
+    def _reconcile_failed(lost: SkyPilotError, error: SkyPilotError) -> None:
+        lost.message += (
+            f". Reading the cluster's status to reconcile failed too ({type(error).__name__}: "
+            f"{error.message}): check it yourself"
+        )
+
+    # -- single flight of identical reads (no I/O) ----------------------------------------
+
+    def _flight_key(self, operation: str, *args: Any) -> tuple[Any, ...] | None:
+        """What an identical read shares, or None when this client does not coalesce.
+
+        Server, identity, credentials (a digest of them) and workspace are part of it, so
+        two tenants never share an answer.
+        """
+        if not self._coalesce_reads:
+            return None
+        from ._coalesce import freeze
+
+        key = (
+            self.base_url,
+            self._identity.get("SKYPILOT_USER_ID"),
+            self._auth_digest(),
+            self._workspace,
+            operation,
+            freeze(args),
+        )
+        try:
+            hash(key)
+        except TypeError:  # an argument we cannot compare: just make the call
+            return None
+        return key
+
+    def _auth_digest(self) -> str | None:
+        header = self._headers().get("Authorization")
+        if header is None:
+            return None
+        import hashlib
+
+        return hashlib.sha256(header.encode()).hexdigest()
 
     @staticmethod
     def _wait_timeout_arg(timeout: float | None, default: float, name: str = "timeout") -> float:
@@ -606,6 +765,7 @@ class BaseClient(Generic[HttpClientT]):
             if call.submits_work:
                 self._mark_maybe_submitted(error, call)
             raise error
+        self._remember(reply.request_id, call)
         return reply.request_id
 
     def _flow_health(self) -> Flow[HealthStatus]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager
@@ -25,7 +26,7 @@ from ._base_client import (
 )
 from ._handles import RequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
-from .errors import APITimeoutError, SkyPilotError
+from .errors import RequestLostError, SkyPilotError
 from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -52,8 +53,10 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
     )
 
 T = TypeVar("T")
+_FLIGHTS_LOCK = threading.Lock()
 
-if TYPE_CHECKING:  # managed jobs: client.jobs
+if TYPE_CHECKING:  # managed jobs: client.jobs; single flight (loaded on first use)
+    from ._coalesce import SingleFlight
     from .resources.managed_jobs import ManagedJobs
 
 
@@ -74,6 +77,10 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         http_client: Your own ``httpx.Client`` (proxies, transports); you close it.
         workspace: SkyPilot workspace for every request (default: the server's).
         on_request: Called with a ``RequestMetrics`` after every HTTP attempt (metrics).
+        coalesce_reads: Identical concurrent read calls (status, queue, job status,
+            accelerators, enabled clouds, request status) share one server round trip
+            (default True; never across tokens or workspaces, never for submissions).
+        read_cache_ttl: Also reuse a read's answer for this many seconds (default None: off).
     """
 
     def __init__(
@@ -89,6 +96,8 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         http_client: httpx.Client | None = None,
         workspace: str | None = None,
         on_request: Callable[[RequestMetrics], object] | None = None,
+        coalesce_reads: bool = True,
+        read_cache_ttl: float | None = None,
         _sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sleep = _sleep
@@ -103,6 +112,8 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
             http_client=http_client,
             workspace=workspace,
             on_request=on_request,
+            coalesce_reads=coalesce_reads,
+            read_cache_ttl=read_cache_ttl,
         )
 
     def _make_http(self, limits: httpx.Limits) -> httpx.Client:
@@ -115,13 +126,22 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         workspace: str | None = _NO_CHANGE,
         timeout: float | None = None,
         max_retries: int | None = None,
+        coalesce_reads: bool | None = None,
+        read_cache_ttl: float | None = _NO_CHANGE,
     ) -> SkyPilotClient:
         """A copy with another token/workspace/timeout/retries, sharing this connection pool.
 
-        Use one copy per tenant; closing any of them closes the shared pool.
+        Use one copy per tenant; closing any of them closes the shared pool. Copies share
+        the record of submitted requests and the single flight of identical reads (keyed by
+        token and workspace); ``coalesce_reads``/``read_cache_ttl`` set this copy's own use.
         """
         clone: SkyPilotClient = self._copy(
-            token=token, workspace=workspace, timeout=timeout, max_retries=max_retries
+            token=token,
+            workspace=workspace,
+            timeout=timeout,
+            max_retries=max_retries,
+            coalesce_reads=coalesce_reads,
+            read_cache_ttl=read_cache_ttl,
         )
         return clone
 
@@ -168,6 +188,27 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         finally:
             flow.close()
 
+    def _read(self, operation: str, args: tuple[Any, ...], flow: Callable[[], Flow[T]]) -> T:
+        """Run a read-only flow; identical concurrent reads share one run (``_coalesce``)."""
+        key = self._flight_key(operation, *args)
+        if key is None:
+            return self._run(flow())
+        if self._shared.flights is None:
+            from ._coalesce import SingleFlight
+
+            with _FLIGHTS_LOCK:  # two threads' first reads must not make two tables
+                if self._shared.flights is None:
+                    self._shared.flights = SingleFlight()
+        flights: SingleFlight = self._shared.flights
+        return flights.run(key, lambda: self._run(flow()), ttl=self._read_cache_ttl)
+
+    def _reconcile(self, lost: RequestLostError, deadline: Deadline) -> None:
+        """Read a lost launch's cluster status into ``lost`` (a failure is noted in it)."""
+        try:
+            self._run(self._flow_reconcile(lost, deadline))
+        except SkyPilotError as exc:
+            self._reconcile_failed(lost, exc)
+
     def _perform(self, effect: Effect) -> Any:
         if isinstance(effect, Call):
             return self._call(effect)
@@ -197,16 +238,23 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         raise AssertionError("unreachable")  # tenacity re-raises the last error
 
     def _wait(self, effect: Wait) -> RequestOutcome:
+        # A wait is a read: it polls through outages until its own deadline (_outage.py).
+        outage = self._outage(effect)
         while (remaining := effect.deadline.remaining()) > 0:
             call = self._get_call(effect, min(remaining, constants.LONG_POLL_READ_TIMEOUT))
             try:
-                reply = self._call(call)
-            except APITimeoutError as exc:
-                if exc.is_retryable:
+                response = self._send_once(call, outage.attempt)
+                reply = self._reply(call, response)
+            except SkyPilotError as exc:
+                delay = outage.failed(exc, effect.deadline)
+                if delay is None:
                     raise
-                continue  # the long poll ran out of read time: poll again, or give up below
+                if delay > 0:
+                    self._sleep(delay)
+                continue
+            outage.recovered()
             return self._outcome(reply, effect)
-        raise self._wait_timeout(effect)
+        raise self._wait_timeout(effect, outage)
 
     @contextmanager
     def _open_stream(self, call: Call) -> Iterator[httpx.Response]:
@@ -299,7 +347,11 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         Raises ``ClusterNotFoundError`` / ``ClusterNotUpError`` for a missing / not-UP cluster.
         """
         seconds = self._wait_timeout_arg(timeout, self._settings.status_timeout)
-        return self._run(self._flow_job_status(cluster_name, job_ids, Deadline.after(seconds)))
+        return self._read(
+            "job_status",
+            (cluster_name, job_ids, seconds),
+            lambda: self._flow_job_status(cluster_name, job_ids, Deadline.after(seconds)),
+        )
 
     def cancel_jobs(
         self,
@@ -398,11 +450,19 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         self, cluster_name: str, *, refresh: bool = False, all_users: bool = True
     ) -> ClusterStatus:
         """One cluster's status; raises ``ClusterNotFoundError`` when it does not exist."""
-        return self._run(self._flow_get_status(cluster_name, refresh=refresh, all_users=all_users))
+        return self._read(
+            "get_status",
+            (cluster_name, refresh, all_users),
+            lambda: self._flow_get_status(cluster_name, refresh=refresh, all_users=all_users),
+        )
 
     def list_clusters(self, *, refresh: bool = False, all_users: bool = False) -> ClusterList:
         """Clusters of this user (or of everyone with ``all_users=True``)."""
-        return self._run(self._flow_list_clusters(refresh=refresh, all_users=all_users))
+        return self._read(
+            "list_clusters",
+            (refresh, all_users),
+            lambda: self._flow_list_clusters(refresh=refresh, all_users=all_users),
+        )
 
     def get_logs(self, request: LogsRequest, *, timeout: float | None = None) -> JobLogs:
         """A job's whole log and exit code (``follow=True`` waits for the job to end)."""
@@ -483,8 +543,12 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         self, cluster_name: str, *, skip_finished: bool = False, all_users: bool = False
     ) -> list[Job]:
         """Jobs on a cluster."""
-        return self._run(
-            self._flow_queue(cluster_name, skip_finished=skip_finished, all_users=all_users)
+        return self._read(
+            "queue",
+            (cluster_name, skip_finished, all_users),
+            lambda: self._flow_queue(
+                cluster_name, skip_finished=skip_finished, all_users=all_users
+            ),
         )
 
     def list_accelerators(
@@ -502,24 +566,28 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         ``clouds=None`` asks about every cloud, which makes the server fetch every catalog;
         pass the clouds you use (see ``enabled_clouds()``).
         """
-        return self._run(
-            self._flow_list_accelerators(
+        return self._read(
+            "list_accelerators",
+            (name_filter, clouds, region_filter, quantity_filter, gpus_only, all_regions),
+            lambda: self._flow_list_accelerators(
                 name_filter=name_filter,
                 clouds=clouds,
                 region_filter=region_filter,
                 quantity_filter=quantity_filter,
                 gpus_only=gpus_only,
                 all_regions=all_regions,
-            )
+            ),
         )
 
     def enabled_clouds(self, workspace: str | None = None) -> list[str]:
         """Clouds enabled on the server (lower-case names such as ``hyperbolic``)."""
-        return self._run(self._flow_enabled_clouds(workspace))
+        return self._read(
+            "enabled_clouds", (workspace,), lambda: self._flow_enabled_clouds(workspace)
+        )
 
     def get_request(self, request_id: str) -> RequestStatus:
         """A request's current status (``NotFoundError`` when unknown)."""
-        return self._run(self._flow_get_request(request_id))
+        return self._read("get_request", (request_id,), lambda: self._flow_get_request(request_id))
 
     def list_requests(
         self,

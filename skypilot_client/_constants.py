@@ -41,3 +41,8 @@ HEADER_STREAM_REQUEST_ID = "X-SkyPilot-Stream-Request-ID"
 
 # SkyPilot's own rule for cluster names (sky.skylet.constants.CLUSTER_NAME_VALID_REGEX).
 CLUSTER_NAME_RE = re.compile(r"[a-zA-Z]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?")
+
+# A wait rides out a server outage polling at most this far apart (capped backoff).
+OUTAGE_MAX_POLL_DELAY = 5.0
+# Results kept by the optional read cache (read_cache_ttl), oldest dropped first.
+READ_CACHE_MAX_ENTRIES = 256

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from ._deadline import Deadline, wait_seconds
-from .errors import RequestCancelledError, RequestFailedError
+from .errors import RequestCancelledError, RequestFailedError, RequestLostError
 
 if TYPE_CHECKING:
     from ._effects import Flow
@@ -43,6 +43,8 @@ class Runner(Protocol):
 
     def cancel_request(self, request_id: str) -> list[str]: ...
 
+    def _reconcile(self, lost: RequestLostError, deadline: Deadline) -> None: ...
+
 
 class AsyncRunner(Protocol):
     """What an ``AsyncRequestHandle`` needs from its (async) client."""
@@ -65,6 +67,8 @@ class AsyncRunner(Protocol):
 
     def cancel_request(self, request_id: str) -> Awaitable[list[str]]: ...
 
+    def _reconcile(self, lost: RequestLostError, deadline: Deadline) -> Awaitable[None]: ...
+
 
 class _HandleBase(Generic[T]):
     def __init__(
@@ -79,6 +83,9 @@ class _HandleBase(Generic[T]):
         self.operation = operation
         self._default_timeout = default_timeout
         self._finish = finish
+
+    def _reconciles(self, lost: RequestLostError, reconcile: bool) -> bool:
+        return reconcile and self.operation in ("launch", "start") and bool(lost.cluster_name)
 
     def _timeout(self, timeout: float | None) -> float:
         return wait_seconds(timeout, self._default_timeout)
@@ -102,18 +109,31 @@ class RequestHandle(_HandleBase[T]):
         self._client = client
 
     def result(
-        self, timeout: float | None = None, *, on_progress: ProgressCallback | None = None
+        self,
+        timeout: float | None = None,
+        *,
+        on_progress: ProgressCallback | None = None,
+        reconcile: bool = False,
     ) -> T:
         """Wait for the request and return its result (raises its classified error).
 
         ``on_progress`` is called with each ``ProgressEvent`` while waiting. The whole call,
         progress included, ends by ``timeout`` (``WaitTimeoutError``).
+
+        When the server forgot the request (it restarted), ``RequestLostError`` is raised;
+        with ``reconcile=True`` a launch or start first reads its cluster's status and the
+        error reports it (``cluster_status``: UP, INIT, ... or None when missing).
         """
         deadline = Deadline.after(self._timeout(timeout))
-        if on_progress is not None:
-            for event in self._client._progress(self.request_id, deadline):
-                on_progress(event)
-        return self._client._run(self._finish(self.request_id, deadline))
+        try:
+            if on_progress is not None:
+                for event in self._client._progress(self.request_id, deadline):
+                    on_progress(event)
+            return self._client._run(self._finish(self.request_id, deadline))
+        except RequestLostError as lost:
+            if self._reconciles(lost, reconcile):
+                self._client._reconcile(lost, deadline)
+            raise
 
     def wait(self, timeout: float | None = None) -> RequestStatus:
         """Wait until the request ends and return its final status (does not raise for a
@@ -148,18 +168,25 @@ class AsyncRequestHandle(_HandleBase[T]):
         timeout: float | None = None,
         *,
         on_progress: Callable[[ProgressEvent], Any | Awaitable[Any]] | None = None,
+        reconcile: bool = False,
     ) -> T:
         """Wait for the request and return its result (raises its classified error).
 
         The whole call, progress included, ends by ``timeout`` (``WaitTimeoutError``).
+        ``reconcile=True``: see ``RequestHandle.result``.
         """
         deadline = Deadline.after(self._timeout(timeout))
-        if on_progress is not None:
-            async for event in self._client._progress(self.request_id, deadline):
-                maybe = on_progress(event)
-                if isinstance(maybe, Awaitable):
-                    await maybe
-        return await self._client._run(self._finish(self.request_id, deadline))
+        try:
+            if on_progress is not None:
+                async for event in self._client._progress(self.request_id, deadline):
+                    maybe = on_progress(event)
+                    if isinstance(maybe, Awaitable):
+                        await maybe
+            return await self._client._run(self._finish(self.request_id, deadline))
+        except RequestLostError as lost:
+            if self._reconciles(lost, reconcile):
+                await self._client._reconcile(lost, deadline)
+            raise
 
     async def wait(self, timeout: float | None = None) -> RequestStatus:
         """Wait until the request ends and return its final status (does not raise)."""

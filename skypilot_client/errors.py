@@ -11,7 +11,8 @@ the same classes.
     ├── APIConnectionError -> APITimeoutError          (transport failures)
     ├── APIStatusError                                 (HTTP status from the server)
     │   ├── BadRequestError 400, AuthenticationError 401, PermissionDeniedError 403,
-    │   ├── NotFoundError 404, ConflictError 409, UnprocessableEntityError 422,
+    │   ├── NotFoundError 404 -> RequestLostError, ConflictError 409,
+    │   ├── UnprocessableEntityError 422,
     │   ├── RateLimitError 429, InternalServerError 5xx -> ServiceUnavailableError 503
     ├── MalformedResponseError                         (an answer we cannot read)
     ├── VersionMismatchError                           (client/server API versions)
@@ -54,6 +55,7 @@ __all__ = [
     "RequestCancelledError",
     "RequestFailedError",
     "RequestInterruptedError",
+    "RequestLostError",
     "ResourcesMismatchError",
     "ResourcesUnavailableError",
     "ServiceUnavailableError",
@@ -182,6 +184,29 @@ class PermissionDeniedError(APIStatusError):
 
 class NotFoundError(APIStatusError):
     """HTTP 404, or a resource (cluster, request) that does not exist."""
+
+
+class RequestLostError(NotFoundError):
+    """The server no longer knows a request *this client submitted*: it restarted (a
+    restart clears its request database) or dropped the request.
+
+    An id the client never submitted stays a plain ``NotFoundError``. For work (launch,
+    exec, start, stop, down, autostop) ``maybe_submitted`` is True: the work may have run,
+    in part or in full, before the server forgot it; check the cluster before submitting
+    again (``RequestHandle.result(reconcile=True)`` does it for a launch).
+
+    Attributes:
+        operation: The client operation that submitted the request (``launch``, ``status``).
+        reconciled: True once the cluster's status was read after the loss.
+        cluster_status: What that read found (``ClusterStatus``), or None when the server
+            has no cluster of that name; meaningful only when ``reconciled``.
+    """
+
+    def __init__(self, message: str, *, operation: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.operation = operation
+        self.reconciled = False
+        self.cluster_status: Any = None
 
 
 class ConflictError(APIStatusError):

@@ -10,7 +10,7 @@ from .._deadline import Deadline
 from .._effects import Call, Flow, Wait
 from .._protocol import RequestOutcome, expect_dict, expect_list, malformed, parse_answer
 from .._tasks import cheapest, offers_from_list_accelerators, prepare_launch_task, resource_spec
-from ..errors import ClusterNotFoundError, InvalidInputError
+from ..errors import ClusterNotFoundError, InvalidInputError, RequestLostError
 from .jobs import JobFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
@@ -116,6 +116,45 @@ class ClusterFlows(JobFlows[HttpClientT]):
             cluster_name=name,
             error_type="ClusterDoesNotExist",
         )
+
+    def _flow_reconcile(self, lost: RequestLostError, deadline: Deadline) -> Flow[None]:
+        """After a lost launch: read its cluster's status and say what exists.
+
+        A server that just restarted is slow to answer its first requests: the read may use
+        what is left of the caller's wait, and at least the usual status timeout.
+        """
+        from ..models import ClusterState, ClusterStatus
+
+        name = lost.cluster_name
+        if name is None:
+            return
+        call = self._status_call([name], refresh=False, all_users=True)
+        seconds = max(deadline.remaining(), self._settings.status_timeout)
+        outcome = yield from self._submit_and_wait(call, Deadline.after(seconds))
+        found = None
+        for _, cluster in self._records(outcome, ClusterStatus, "status"):
+            if cluster.name == name:
+                found = cluster
+        lost.reconciled = True
+        lost.cluster_status = found
+        if found is None:
+            lost.message += (
+                f". Reconciled: the server has no cluster {name!r}: most likely nothing was "
+                "provisioned (the cloud's console is the final word)"
+            )
+        elif found.status == ClusterState.UP:
+            lost.message += (
+                f". Reconciled: cluster {name!r} is UP (it was launched and is billing): use "
+                "it, or terminate it"
+            )
+        elif found.status == ClusterState.INIT:
+            lost.message += (
+                f". Reconciled: cluster {name!r} is INIT (provisioning was interrupted or is "
+                "half-done, and may be billing): launch again under the same name to finish "
+                "it, or terminate it"
+            )
+        else:
+            lost.message += f". Reconciled: cluster {name!r} is {found.status.value}"
 
     def _flow_cluster_op(
         self, path: str, operation: str, fields: dict[str, Any], deadline: Deadline

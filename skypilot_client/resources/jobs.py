@@ -121,6 +121,7 @@ class JobFlows(BaseClient[HttpClientT]):
                 "logs: the server sent no request id for the log stream",
                 field="X-Skypilot-Request-ID",
             )
+        self._remember(collected.request_id, call)
         outcome: RequestOutcome = yield Wait(collected.request_id, deadline, "logs")
         value = outcome.return_value
         # Not reported (or not a number) is unknown, never a plausible 0.

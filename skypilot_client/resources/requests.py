@@ -54,9 +54,10 @@ class RequestFlows(BaseClient[HttpClientT]):
         )
         items = expect_list(reply.data, operation="get_request", where="/api/status answer")
         if not items:
-            raise NotFoundError(
+            error = NotFoundError(
                 f"Request {request_id!r} not found", status_code=404, request_id=request_id
             )
+            raise self._lost_or_unknown(request_id, error)
         return decode_record(items[0], operation="get_request", where="/api/status[0]")[0]
 
     def _flow_list_requests(

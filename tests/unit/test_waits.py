@@ -99,7 +99,8 @@ def _submitted_then(failure: Exception) -> object:
     ("failure", "expected"),
     [
         (httpx.ReadTimeout("slow"), errors.WaitTimeoutError),
-        (httpx.ConnectError("the server went away"), errors.APIConnectionError),
+        # A wait rides out an outage until its deadline, then says why it timed out.
+        (httpx.ConnectError("the server went away"), errors.WaitTimeoutError),
     ],
     ids=["deadline", "outage"],
 )
