@@ -1,22 +1,23 @@
 """Offer search across providers: is the fan-out as fast as its slowest provider?
 
-Serves the documented responders of Lambda, Paperspace and RunPod (``tests/providers/
-<provider>/documented.py``) over HTTP on 127.0.0.1, each answer delayed by an injected
-latency (``--latency lambda=0.15 ...``), and times, median over ``--runs``:
+Serves the documented responders of Lambda, Paperspace, RunPod, TensorDock and Vast.ai
+(``tests/providers/<provider>/documented.py``) over HTTP on 127.0.0.1, each answer delayed
+by an injected latency (``--latency lambda=0.15 ...``), and times, median over ``--runs``:
 
 - each provider alone (``search_offers`` asking only it): the slowest of these is the floor;
-- ``search_offers`` asking all three (threads);
-- ``asearch_offers`` asking all three (tasks).
+- ``search_offers`` asking all of them (threads);
+- ``asearch_offers`` asking all of them (tasks).
 
 Every run uses fresh API keys (fresh accounts), so a provider's rate limiter never carries
 over from one run to the next, and the cache is off (``OfferCache(ttl=0)``): each run really
-asks. Paperspace's offers take several pages (sequential requests), as at the vendor.
+asks. Paperspace's offers take several pages, TensorDock's two lists (locations, hostnodes)
+and Vast.ai's two searches (on-demand, interruptible): sequential requests, as at the vendor.
 
 **Targets:** search wall time <= 1.2x the slowest provider alone; the sync search no slower
 than the async one by more than 1.2x.
 
-    python -m benchmarks.search [--runs 7] [--latency lambda=0.15 paperspace=0.1 runpod=0.3]
-                                [--check]
+    python -m benchmarks.search [--runs 7] [--latency lambda=0.15 paperspace=0.1 runpod=0.3
+                                tensordock=0.1 vastai=0.15] [--check]
 """
 
 from __future__ import annotations
@@ -38,20 +39,30 @@ from tests.providers.lambda_cloud import documented as lambda_docs
 from tests.providers.loopback import LoopbackServer
 from tests.providers.paperspace import documented as paperspace_docs
 from tests.providers.runpod import documented as runpod_docs
+from tests.providers.tensordock import documented as tensordock_docs
+from tests.providers.vastai import documented as vastai_docs
 
 TARGET = 1.2
-PATHS = {"lambda": "", "paperspace": "/v1", "runpod": "/graphql"}
+PATHS = {
+    "lambda": "",
+    "paperspace": "/v1",
+    "runpod": "/graphql",
+    "tensordock": tensordock_docs.API_PREFIX,
+    "vastai": "",
+}
 _keys = itertools.count()
 
 
 def serve(latency: dict[str, float]) -> None:
-    """Child process: serve the three loopback providers, print their URLs (one JSON line),
+    """Child process: serve the loopback providers, print their URLs (one JSON line),
     and stop when stdin closes. In a process of its own, the fakes' work never competes
     with the measured search for the interpreter lock."""
     responders: dict[str, Any] = {
         "lambda": lambda_docs.DocumentedLambda(),
         "paperspace": paperspace_docs.DocumentedPaperspace(),
         "runpod": runpod_docs.DocumentedRunPod(),
+        "tensordock": tensordock_docs.DocumentedTensorDock(),
+        "vastai": vastai_docs.DocumentedVast(),
     }
     with ExitStack() as stack:
         urls = {
@@ -65,7 +76,7 @@ def serve(latency: dict[str, float]) -> None:
 
 @contextmanager
 def providers(latency: dict[str, float]) -> Iterator[dict[str, str]]:
-    """Base URLs of the three latency-injected loopback providers (in a child process)."""
+    """Base URLs of the latency-injected loopback providers (in a child process)."""
     spec = " ".join(f"{name}={seconds}" for name, seconds in latency.items())
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.search", "--serve", "--latency", *spec.split()],
@@ -108,13 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency",
         nargs="*",
-        default=["lambda=0.15", "paperspace=0.1", "runpod=0.3"],
+        default=["lambda=0.15", "paperspace=0.1", "runpod=0.3", "tensordock=0.1", "vastai=0.15"],
         help="seconds per answer, per provider (NAME=SECONDS)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    latency = {"lambda": 0.0, "paperspace": 0.0, "runpod": 0.0}
+    latency = dict.fromkeys(PATHS, 0.0)
     for item in args.latency:
         name, _, seconds = item.partition("=")
         latency[name] = float(seconds)

@@ -359,7 +359,9 @@ class ProviderCore:
                 )
             self._api_key = SecretStr("")
         else:
-            self._api_key = self._resolve_key(api_key, env=env, home=home)
+            self._api_key = resolve_api_key(
+                self.name, api_key, self.credentials, env=env, home=home
+            )
         self._base_url = (base_url or self.default_base_url).rstrip("/")
         self._timeout = timeout
         self._policy = RetryPolicy(
@@ -377,13 +379,6 @@ class ProviderCore:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r}, api_key=**********)"
-
-    def _resolve_key(
-        self, api_key: str | SecretStr | None, *, env: Mapping[str, str] | None, home: Any
-    ) -> SecretStr:
-        """The key (argument > environment > vendor file); a provider whose API answers some
-        calls without a key (Vast.ai's offer search) overrides this."""
-        return resolve_api_key(self.name, api_key, self.credentials, env=env, home=home)
 
     def _httpx_options(self) -> dict[str, Any]:
         """Options of the httpx client behind the wire (auth header, timeouts, transport)."""

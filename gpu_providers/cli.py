@@ -1,9 +1,10 @@
 """``gpu-providers``: offers, instances, orphans, launch, terminate and wait, at a terminal.
 
 Tables by default, ``--json`` for scripts. Keys come from where the library finds them
-(``LAMBDA_API_KEY``, ``PAPERSPACE_API_KEY``, ``RUNPOD_API_KEY``, then the vendor tools'
-files); no key is ever printed. Only the standard library is imported at start-up: the
-package is imported when a command runs, so ``gpu-providers --help`` starts fast.
+(``LAMBDA_API_KEY``, ``PAPERSPACE_API_KEY``, ``RUNPOD_API_KEY``, ``TENSORDOCK_API_TOKEN``,
+``VAST_API_KEY``, then the vendor tools' files); no key is ever printed. Only the standard
+library is imported at start-up: the package is imported when a command runs, so
+``gpu-providers --help`` starts fast.
 
 Exit codes: 0 ok; 1 failed (a provider error, or every provider asked failed);
 2 usage error (bad arguments, checked before any network call); 3 partial (some providers
@@ -34,7 +35,9 @@ _EPILOG = """exit codes: 0 ok, 1 failed, 2 usage error, 3 partial (some provider
 4 launch outcome unknown (may be billing: check `instances`), 5 not ready after wait,
 6 orphans left that are not proven gone, 130 interrupted.
 
-keys: LAMBDA_API_KEY, PAPERSPACE_API_KEY, RUNPOD_API_KEY (or the vendor tools' files)."""
+keys: LAMBDA_API_KEY, PAPERSPACE_API_KEY, RUNPOD_API_KEY, TENSORDOCK_API_TOKEN,
+VAST_API_KEY (or the vendor tools' files); without keys, `offers` still asks the public
+catalogs (RunPod, Vast.ai)."""
 
 
 class UsageError(Exception):

@@ -124,12 +124,6 @@ class GPUOffer(_Model):
         "(e.g. TensorDock: gpu, vcpu, ram, storage); None where it states one price",
     )
     # Marketplaces (Vast.ai) describe the host and bill bandwidth by use; None elsewhere.
-    compute_price: float | None = Field(
-        default=None, description="USD/hour for the GPUs/machine alone (on-demand or the bid)"
-    )
-    storage_price: float | None = Field(
-        default=None, description="USD/hour for the disk the price assumes (``disk_gb``)"
-    )
     upload_price_per_gb: float | None = Field(
         default=None, description="USD per GB sent out (billed by use, not in hourly_price)"
     )

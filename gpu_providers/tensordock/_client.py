@@ -26,6 +26,7 @@ from ..errors import (
     UnsupportedFeatureError,
 )
 from ..gpus import GPUSpec
+from ..labels import LabelTransport
 from ..types import (
     GPUFilters,
     GPUInstance,
@@ -63,8 +64,12 @@ class _TensorDockCore(ProviderCore):
             ProviderFeature.STARTUP_SCRIPT,
             ProviderFeature.ENVIRONMENT,
             ProviderFeature.SSH_PUBLIC_KEY,  # the create body's own ssh_key field
+            ProviderFeature.LABELS,  # in the VM name (TensorDock has no tags)
         }
     )
+    label_transport = LabelTransport.NAME
+    # No keyless_operations: the v2 docs give every call a bearer token; only the legacy v0
+    # hostnode listing is known to answer without one (FACTS.md).
     rate_limit = RateLimitSpec(
         requests_per_second=100 / 60,
         burst=5,
@@ -86,6 +91,8 @@ class _TensorDockCore(ProviderCore):
         "env and startup_script travel in cloud-init runcmd as one first-boot script; env is "
         "appended to /etc/environment, which every user on the VM can read.",
         "No spot capacity: nothing is preempted. Stopped VMs still bill for storage.",
+        "Labels are encoded in the VM name (TensorDock documents no name length limit).",
+        "Offers need an API token: v2 documents no keyless catalog.",
     )
 
     def _provider_gpu_name(self, spec: GPUSpec) -> str | None:
@@ -105,11 +112,6 @@ class _TensorDockCore(ProviderCore):
         """Refuse what TensorDock cannot take; returns the SSH key to install."""
         if request.spot or request.bid_price is not None:
             raise UnsupportedFeatureError("TensorDock v2 has no spot VMs", provider=self.name)
-        if request.labels:
-            raise UnsupportedFeatureError(
-                "TensorDock VMs take no labels (list_instances(name_prefix=) works on names)",
-                provider=self.name,
-            )
         self._unsupported(
             request,
             file_systems=bool(request.file_systems),

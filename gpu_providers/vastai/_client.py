@@ -14,8 +14,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import SecretStr
-
 from .._core import MAPPING_ERRORS, Created, Flow, ProviderCore, RateLimitSpec, check_id
 from .._credentials import VASTAI
 from .._openapi import AsyncOpenAPIProvider, Endpoint, HTTPAnswer, OpenAPIProvider
@@ -30,6 +28,7 @@ from ..errors import (
     UnsupportedFeatureError,
 )
 from ..gpus import GPUSpec
+from ..labels import LabelTransport
 from ..types import (
     GPUFilters,
     GPUInstance,
@@ -93,8 +92,14 @@ class _VastCore(ProviderCore):
             ProviderFeature.PRICES_BEFORE_LAUNCH,
             ProviderFeature.STARTUP_SCRIPT,
             ProviderFeature.ENVIRONMENT,
+            ProviderFeature.LABELS,  # in the instance label, Vast.ai's free-text name
+            ProviderFeature.PUBLIC_CATALOG,  # offer search: anonymous=True
         }
     )
+    # Vast.ai's `label` is one free-text string (at most 1024 characters), the instance's
+    # name here: no key=value tags, so labels are encoded in it like a name.
+    label_transport = LabelTransport.NAME
+    keyless_operations = frozenset({"search_offers"})  # POST /api/v0/bundles/ needs no key
     # Limits are per endpoint, a minimum interval between calls (429 examples of the spec:
     # create 4.5, show 2.0, destroy 3.0, list 1.0), and 429s carry no Retry-After.
     rate_limit = RateLimitSpec(
@@ -111,7 +116,10 @@ class _VastCore(ProviderCore):
         "demand, min_bid interruptible) plus storage for the disk asked for "
         f"(default {DEFAULT_DISK_GB} GB); bandwidth is billed per GB "
         "(GPUOffer.upload_price_per_gb / download_price_per_gb).",
-        "Offer search works without an API key; launching and everything else needs one.",
+        "Offer search works without an API key (anonymous=True); launching and everything "
+        "else needs one.",
+        "Labels are encoded in the instance label (Vast.ai's name; at most 1024 characters, "
+        "which every encoding fits); label_instance replaces it, labels included.",
         "Regions are country codes (US, DE, ...). Offers come from verified hosts unless "
         "GPUFilters(verified_only=False).",
         "SSH goes through Vast.ai's proxy as root: GPUInstance.public_ip is the proxy host "
@@ -120,31 +128,15 @@ class _VastCore(ProviderCore):
         "Instances that are exited, unknown or offline never run again (FAILED): destroy "
         "them. An interruptible instance stopped while meant to run was outbid (PREEMPTED).",
     )
-    _missing_key: MissingCredentialsError | None = None
-
-    # -- credentials: offer search is anonymous ---------------------------------------------
-
-    def _resolve_key(
-        self, api_key: str | SecretStr | None, *, env: Mapping[str, str] | None, home: Any
-    ) -> SecretStr:
-        try:
-            return super()._resolve_key(api_key, env=env, home=home)
-        except MissingCredentialsError as missing:
-            if api_key is not None:
-                raise  # an explicit but empty key is a mistake, not "anonymous"
-            self._missing_key = missing
-            return SecretStr("")
-
-    def _httpx_options(self) -> dict[str, Any]:
-        options = super()._httpx_options()
-        if self._missing_key is not None:
-            options["headers"] = {}  # anonymous: no Authorization header at all
-        return options
 
     def _require_key(self) -> None:
-        if self._missing_key is not None:
+        """An anonymous client refuses what needs a key before anything is sent (a launch
+        would otherwise search offers first)."""
+        if self._anonymous:
             raise MissingCredentialsError(
-                self._missing_key.message + " (only offer search works without one)",
+                f"{self.display_name} needs an API key for this: pass api_key=... or set "
+                f"{self.credentials.env_var} (this client was created with anonymous=True; "
+                "only offer search works without one)",
                 provider=self.name,
             )
 
@@ -234,11 +226,7 @@ class _VastCore(ProviderCore):
     def _check_launch(self, request: LaunchRequest) -> None:
         """Everything a launch can refuse before any request."""
         self.translate_gpu_type(request.gpu_type)
-        self._unsupported(
-            request,
-            file_systems=bool(request.file_systems),
-            labels=bool(request.labels),
-        )
+        self._unsupported(request, file_systems=bool(request.file_systems))
         if request.ssh_key_names or request.ssh_public_key:
             raise UnsupportedFeatureError(
                 "Vast.ai installs every SSH key registered with the account (vastai create "
@@ -253,7 +241,11 @@ class _VastCore(ProviderCore):
         usable = [o for o in offers if o.available and o.hourly_price is not None]
         if request.spot and request.bid_price is not None:
             limit = request.bid_price * request.gpu_count  # our bid is per GPU, Vast's per offer
-            usable = [o for o in usable if o.compute_price is not None and o.compute_price <= limit]
+            usable = [
+                o
+                for o in usable
+                if (compute := mapping.compute_price(o)) is not None and compute <= limit
+            ]
         if not usable:
             kind = "interruptible" if request.spot else "on-demand"
             within = "at or below your bid " if request.bid_price is not None else ""
@@ -287,7 +279,7 @@ class _VastCore(ProviderCore):
             bid = (
                 request.bid_price * request.gpu_count
                 if request.bid_price is not None
-                else offer.compute_price
+                else mapping.compute_price(offer)
             )
             body.price = round(float(bid or 0), 6)
         return body

@@ -196,8 +196,9 @@ def offer_from_api(offer: Any, *, spot: bool, disk_gb: float) -> GPUOffer | None
     """A ``GPUOffer`` from one ``offers[]`` item; None for offers without a GPU we know.
 
     The hourly price is what renting costs per hour: the GPUs (``dph_base`` on demand,
-    the minimum bid ``min_bid`` when interruptible) plus the disk. Bandwidth is billed per
-    GB and stays in its own fields.
+    the minimum bid ``min_bid`` when interruptible) plus the disk, listed in
+    ``price_breakdown`` as ``compute`` and ``storage``. Bandwidth is billed per GB and stays
+    in its own fields.
     """
     if not isinstance(offer, Mapping):
         raise TypeError("an offer is not an object")
@@ -210,7 +211,13 @@ def offer_from_api(offer: Any, *, spot: bool, disk_gb: float) -> GPUOffer | None
         return None
     compute = number(offer.get("min_bid" if spot else "dph_base"))
     storage = storage_per_hour(offer, disk_gb)
-    hourly = None if compute is None or storage is None else round(compute + storage, 6)
+    # The parts are listed only when both are known: they add up to hourly_price.
+    parts = (
+        None
+        if compute is None or storage is None
+        else {"compute": compute, "storage": round(storage, 6)}
+    )
+    hourly = round(sum(parts.values()), 6) if parts is not None else None
     ram_mb = number(offer.get("gpu_ram"))
     cores, effective = number(offer.get("cpu_cores")), number(offer.get("cpu_cores_effective"))
     cpu_ram = number(offer.get("cpu_ram"))
@@ -244,13 +251,17 @@ def offer_from_api(offer: Any, *, spot: bool, disk_gb: float) -> GPUOffer | None
         spot=spot,
         available=offer.get("rentable") is True and offer.get("rented") is not True,
         price_source=f"POST /api/v0/bundles/: {component} + storage for {disk_gb:g} GB",
-        compute_price=compute,
-        storage_price=round(storage, 6) if storage is not None else None,
+        price_breakdown=parts,
         upload_price_per_gb=number(offer.get("inet_up_cost")),
         download_price_per_gb=number(offer.get("inet_down_cost")),
         reliability=reliability if reliability is not None and reliability <= 1 else None,
         verified=verified,
     )
+
+
+def compute_price(offer: GPUOffer) -> float | None:
+    """The GPU part of an offer's hourly price (on demand, or the minimum bid), if known."""
+    return (offer.price_breakdown or {}).get("compute")
 
 
 def offers_from_api(items: Any, *, spot: bool, disk_gb: float) -> list[GPUOffer]:

@@ -22,12 +22,16 @@ from tests.providers.lambda_cloud import documented as LD
 from tests.providers.loopback import LoopbackServer
 from tests.providers.paperspace import documented as PD
 from tests.providers.runpod import documented as RD
+from tests.providers.tensordock import documented as TD
+from tests.providers.vastai import documented as VD
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
     "LAMBDA_API_KEY": "SENTINEL-cli-lambda-key-1f2e",
     "PAPERSPACE_API_KEY": "SENTINEL-cli-paperspace-key-3d4c",
     "RUNPOD_API_KEY": "SENTINEL-cli-runpod-key-5b6a",
+    "TENSORDOCK_API_TOKEN": "SENTINEL-cli-tensordock-token-7c8d",
+    "VAST_API_KEY": "SENTINEL-cli-vastai-key-9e0f",
 }
 
 
@@ -43,12 +47,14 @@ class Result:
 
 @dataclass
 class Fleet:
-    """Loopback fakes of the three providers and a runner of the command line."""
+    """Loopback fakes of every provider and a runner of the command line."""
 
     home: Path
     lam: LD.DocumentedLambda
     pap: PD.DocumentedPaperspace
     run: RD.DocumentedRunPod
+    tdk: TD.DocumentedTensorDock
+    vast: VD.DocumentedVast
     servers: dict[str, LoopbackServer]
     env: dict[str, str] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
@@ -58,7 +64,14 @@ class Fleet:
             f"--endpoint=lambda={self.servers['lambda'].url}",
             f"--endpoint=paperspace={self.servers['paperspace'].url}/v1",
             f"--endpoint=runpod={self.servers['runpod'].url}/graphql",
+            f"--endpoint=tensordock={self.servers['tensordock'].url}{TD.API_PREFIX}",
+            f"--endpoint=vastai={self.servers['vastai'].url}",
         ]
+
+    def requests(self) -> list[Any]:
+        """Every request any of the fakes received."""
+        fakes = (self.lam, self.pap, self.run, self.tdk, self.vast)
+        return [request for fake in fakes for request in fake.requests]
 
     def __call__(self, *args: str, stdin: str | None = None, endpoints: bool = True) -> Result:
         argv = [*args, *self.endpoints()] if endpoints else list(args)
@@ -79,7 +92,7 @@ class Fleet:
 
     def assert_no_secret(self) -> None:
         for text in self.outputs:
-            for key in (*KEYS.values(), LD.REVOKED_KEY):
+            for key in (*KEYS.values(), LD.REVOKED_KEY, TD.REVOKED_KEY, VD.REVOKED_KEY):
                 assert key not in text
 
 
@@ -87,15 +100,18 @@ class Fleet:
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     lam = LD.DocumentedLambda()
     lam.ssh_keys.append({"id": "1" * 32, "name": "laptop", "public_key": "ssh-ed25519 A"})
-    pap, run = PD.DocumentedPaperspace(), RD.DocumentedRunPod()
+    pap, run, tdk = PD.DocumentedPaperspace(), RD.DocumentedRunPod(), TD.DocumentedTensorDock()
+    vast = VD.DocumentedVast()
     servers = {
         "lambda": LoopbackServer(lam),
         "paperspace": LoopbackServer(pap),
         "runpod": LoopbackServer(run),
+        "tensordock": LoopbackServer(tdk),
+        "vastai": LoopbackServer(vast),
     }
     for server in servers.values():
         server.__enter__()
-    runner = Fleet(tmp_path, lam, pap, run, servers, env=dict(KEYS))
+    runner = Fleet(tmp_path, lam, pap, run, tdk, vast, servers, env=dict(KEYS))
     try:
         yield runner
         runner.assert_no_secret()
@@ -133,10 +149,11 @@ def test_offers_json_lists_every_provider_cheapest_first(fleet: Fleet) -> None:
     result = fleet("offers", "--gpu", "H100", "--json")
     assert result.code == cli.EXIT_OK, result.err
     found = result.json()
-    assert found["answered"] == ["lambda", "paperspace", "runpod"]
+    assert found["answered"] == ["lambda", "paperspace", "runpod", "tensordock", "vastai"]
     assert found["failures"] == [] and found["skipped"] == []
     prices = [o["price_per_gpu_hour"] for o in found["offers"] if o["price_per_gpu_hour"]]
-    assert prices == sorted(prices) and len(prices) >= 3
+    assert prices == sorted(prices) and len(prices) >= 5
+    assert {o["offer"]["provider"] for o in found["offers"]} == set(found["answered"])
     assert {o["offer"]["gpu_type"] for o in found["offers"]} == {"H100"}
 
 
@@ -167,12 +184,22 @@ def test_offers_table_and_a_partial_failure(fleet: Fleet) -> None:
 def test_without_keys_only_public_catalogs_and_every_failure_is_exit_1(fleet: Fleet) -> None:
     fleet.env = {}
     result = fleet("offers", "--json")
-    # RunPod's catalog is public, but the documented responder wants a key: it fails.
-    assert result.code == cli.EXIT_FAILED
+    # RunPod's and Vast.ai's catalogs are public; Vast.ai's responder answers without a key,
+    # RunPod's documented one wants a key: it fails beside Vast.ai's answer.
+    assert result.code == cli.EXIT_PARTIAL
     found = result.json()
-    assert [s["provider"] for s in found["skipped"]] == ["lambda", "paperspace"]
+    assert [s["provider"] for s in found["skipped"]] == ["lambda", "paperspace", "tensordock"]
     assert [f["provider"] for f in found["failures"]] == ["runpod"]
+    assert found["answered"] == ["vastai"] and found["offers"]
+    assert fleet.lam.requests == [] and fleet.pap.requests == [] and fleet.tdk.requests == []
     assert fleet.run.requests and "authorization" not in fleet.run.requests[-1].headers
+    assert fleet.vast.requests and all(
+        "authorization" not in r.headers for r in fleet.vast.requests
+    )
+    # Nobody answering is exit 1.
+    alone = fleet("offers", "--provider", "runpod", "--json")
+    assert alone.code == cli.EXIT_FAILED
+    assert [f["provider"] for f in alone.json()["failures"]] == ["runpod"]
 
 
 @pytest.mark.parametrize(
@@ -194,7 +221,7 @@ def test_usage_errors_exit_2_before_anything_is_sent(fleet: Fleet, args: tuple[s
     result = fleet(*args)
     assert result.code == cli.EXIT_USAGE, (result.out, result.err)
     assert "error" in result.err
-    assert fleet.lam.requests == [] and fleet.run.requests == [] and fleet.pap.requests == []
+    assert fleet.requests() == []
 
 
 def test_instances_by_label(fleet: Fleet) -> None:
@@ -351,3 +378,39 @@ def test_tables_align_columns_and_right_align_numbers() -> None:
         "longer  0.0500",
         "c            -",
     ]
+
+
+@pytest.mark.parametrize("provider", ["tensordock", "vastai"])
+def test_labels_in_the_name_end_to_end(fleet: Fleet, tmp_path: Path, provider: str) -> None:
+    from tests.providers.tensordock.scenarios import PUBLIC_KEY
+
+    key: list[str] = []
+    if provider == "tensordock":  # TensorDock takes the key itself; Vast.ai the account's
+        key_file = tmp_path / "id.pub"
+        key_file.write_text(PUBLIC_KEY + "\n", encoding="utf-8")
+        key = ["--ssh-public-key-file", str(key_file)]
+    launched = fleet(
+        "launch", "--provider", provider, "--gpu", "RTX4090", "--name", "job",
+        "--label", "run=8", *key, "--json",
+    )  # fmt: skip
+    assert launched.code == cli.EXIT_OK, launched.err
+    vm = launched.json()
+    assert (vm["name"], vm["labels"]) == ("job", {"managed-by": "gpu-providers", "run": "8"})
+    stored = (fleet.tdk if provider == "tensordock" else fleet.vast).instances[vm["instance_id"]]
+    assert stored["name" if provider == "tensordock" else "label"] == (
+        "job.gpl.managed-by_gpu-providers.run_8"
+    )
+
+    found = fleet("instances", "--provider", provider, "--label", "run=8", "--json")
+    assert found.code == cli.EXIT_OK, found.err
+    assert [i["instance_id"] for i in found.json()["instances"]] == [vm["instance_id"]]
+
+    orphans = fleet("orphans", "--provider", provider, "--json")
+    assert orphans.code == cli.EXIT_OK, orphans.err
+    (orphan,) = orphans.json()["orphans"]
+    assert orphan["instance"]["instance_id"] == vm["instance_id"]
+    assert orphan["instance"]["hourly_price"]
+    if provider == "tensordock":  # a rate but no creation time: no age, no cost so far
+        assert orphan["age_seconds"] is None and orphan["cost_so_far"] is None
+    else:  # Vast.ai's start_date gives the age, and with dph_total a cost so far
+        assert orphan["age_seconds"] is not None and orphan["cost_so_far"] is not None

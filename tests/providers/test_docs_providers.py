@@ -5,6 +5,7 @@ Lambda and RunPod responders."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -121,5 +122,8 @@ def test_providers_guide_examples_run(
     assert vast_docs.ID_LAUNCHED not in vast.instances
     assert "4000101 NO on-demand $0.3521/h = 0.35 + 0.002083 disk" in out
     assert "12000200 pending NO" in out
+    assert "train-45 {'team': 'ml'}" in out
+    created = [r for r in vast.requests if r.method == "PUT" and "/asks/" in r.url.path]
+    assert json.loads(created[0].content)["label"] == "train-45.gpl.team_ml"
     for closing in ("lam", "runpod", "vast"):
         namespace[closing].close()

@@ -1,6 +1,6 @@
 """Labels on every provider: the neutral rules, the name encoding (round trip), and each
-provider's transport (Lambda tags; Paperspace and RunPod in the name), sync and async,
-against the documented responders."""
+provider's transport (Lambda tags; Paperspace, RunPod on both backends, TensorDock and
+Vast.ai in the name), sync and async, against the documented responders."""
 
 from __future__ import annotations
 
@@ -28,9 +28,16 @@ from gpu_providers.labels import (
 from gpu_providers.lambda_cloud import AsyncLambdaProvider, LambdaProvider
 from gpu_providers.paperspace import AsyncPaperspaceProvider, PaperspaceProvider
 from gpu_providers.runpod import AsyncRunPodProvider, RunPodProvider
+from gpu_providers.runpod.rest import AsyncRunPodRestProvider, RunPodRestProvider
+from gpu_providers.tensordock import AsyncTensorDockProvider, TensorDockProvider
+from gpu_providers.vastai import AsyncVastAIProvider, VastAIProvider
 from tests.providers.lambda_cloud import documented as LD
 from tests.providers.paperspace import documented as PD
 from tests.providers.runpod import documented as RD
+from tests.providers.runpod import documented_rest as RRD
+from tests.providers.tensordock import documented as TD
+from tests.providers.tensordock.scenarios import PUBLIC_KEY as TENSORDOCK_KEY
+from tests.providers.vastai import documented as VD
 
 KEY = "SENTINEL-labels-test-key-77aa"
 KINDS = ["sync", "async"]
@@ -98,11 +105,18 @@ def test_parse_and_match() -> None:
 
 # -- each provider -------------------------------------------------------------------------
 
+#: Provider -> (sync class, async class, transport). RunPod twice: its labels travel the same
+#: way through both backends (GraphQL, and REST v2 selected with ``api="rest"``).
 PROVIDERS: dict[str, tuple[type[Any], type[Any], LabelTransport]] = {
     "lambda": (LambdaProvider, AsyncLambdaProvider, LabelTransport.TAGS),
     "paperspace": (PaperspaceProvider, AsyncPaperspaceProvider, LabelTransport.NAME),
     "runpod": (RunPodProvider, AsyncRunPodProvider, LabelTransport.NAME),
+    "runpod-rest": (RunPodRestProvider, AsyncRunPodRestProvider, LabelTransport.NAME),
+    "tensordock": (TensorDockProvider, AsyncTensorDockProvider, LabelTransport.NAME),
+    # Vast.ai's `label` is its instance's one free-text name: no key=value tags.
+    "vastai": (VastAIProvider, AsyncVastAIProvider, LabelTransport.NAME),
 }
+NAME_ENCODED = sorted(p for p, entry in PROVIDERS.items() if entry[2] is LabelTransport.NAME)
 
 
 def _responder(provider: str) -> Any:
@@ -110,36 +124,61 @@ def _responder(provider: str) -> Any:
         account = LD.DocumentedLambda()
         account.ssh_keys.append({"id": "1" * 32, "name": "laptop", "public_key": "ssh-ed25519 A"})
         return account
-    return PD.DocumentedPaperspace() if provider == "paperspace" else RD.DocumentedRunPod()
+    return {
+        "paperspace": PD.DocumentedPaperspace,
+        "runpod": RD.DocumentedRunPod,
+        "runpod-rest": RRD.DocumentedRunPodRest,
+        "tensordock": TD.DocumentedTensorDock,
+        "vastai": VD.DocumentedVast,
+    }[provider]()
 
 
 def _request(provider: str, **fields: Any) -> LaunchRequest:
-    gpu = {"lambda": "A10", "paperspace": "A6000", "runpod": "H100"}[provider]
-    extra: dict[str, Any] = {"ssh_key_names": ["laptop"]} if provider == "lambda" else {}
+    gpus = {"lambda": "A10", "paperspace": "A6000", "tensordock": "RTX4090", "vastai": "RTX4090"}
+    gpu = gpus.get(provider, "H100")
+    extras: dict[str, dict[str, Any]] = {
+        "lambda": {"ssh_key_names": ["laptop"]},
+        "tensordock": {"ssh_public_key": TENSORDOCK_KEY},
+    }
+    extra = extras.get(provider, {})
     return LaunchRequest(gpu_type=gpu, **extra, **fields)
 
 
-def _run(kind: str, provider: str, responder: Any, script: Any) -> Any:
+def _client(provider: str, kind: str, **options: Any) -> Any:
     sync_class, async_class, _ = PROVIDERS[provider]
+    if provider == "runpod-rest":  # selected the way users select it
+        base = RunPodProvider if kind == "sync" else AsyncRunPodProvider
+        client = base(api="rest", **options)
+        assert isinstance(client, sync_class if kind == "sync" else async_class)
+        return client
+    return (sync_class if kind == "sync" else async_class)(**options)
+
+
+def _run(kind: str, provider: str, responder: Any, script: Any) -> Any:
     transport = httpx.MockTransport(responder)
     if kind == "sync":
-        with sync_class(api_key=KEY, transport=transport) as client:
+        with _client(provider, kind, api_key=KEY, transport=transport) as client:
             return script(client)
 
     async def main() -> Any:
-        async with async_class(api_key=KEY, transport=transport) as client:
+        async with _client(provider, kind, api_key=KEY, transport=transport) as client:
             return await script(client)
 
     return asyncio.run(main())
 
 
 def _launch_body(provider: str, responder: Any) -> dict[str, Any]:
+    """What the launch sent: ``name`` (and Lambda's ``tags``)."""
     for request in responder.requests:
         body = json.loads(request.content or b"{}")
+        if provider == "vastai" and request.method == "PUT" and "/asks/" in request.url.path:
+            return {"name": body["label"]}  # Vast.ai's name is its label
         if provider == "runpod" and "Deploy" in body.get("query", ""):
             return dict(body["variables"]["input"])
+        if provider == "tensordock" and request.method == "POST":
+            return dict(body["data"]["attributes"])
         if request.method == "POST" and request.url.path.endswith(
-            ("/instance-operations/launch", "/machines")
+            ("/instance-operations/launch", "/machines", "/v2/pods")
         ):
             return dict(body)
     raise AssertionError("no launch was sent")
@@ -179,7 +218,7 @@ def test_labels_travel_and_come_back(kind: str, provider: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("provider", ["paperspace", "runpod"])
+@pytest.mark.parametrize("provider", NAME_ENCODED)
 def test_name_prefix_matches_the_decoded_name(kind: str, provider: str) -> None:
     responder = _responder(provider)
     request = _request(provider, labels={"team": "ml"})  # no name: only the labels
@@ -262,7 +301,11 @@ def test_an_anonymous_runpod_client_reads_the_catalog_and_nothing_else(kind: str
 
 
 def test_providers_without_a_public_catalog_refuse_anonymous_clients() -> None:
-    for cls in (LambdaProvider, PaperspaceProvider):
+    # RunPod's REST v2 wants a key for its catalog too (the document's global security).
+    for cls in (LambdaProvider, PaperspaceProvider, TensorDockProvider, RunPodRestProvider):
         with pytest.raises(MissingCredentialsError, match="nothing without an API key"):
             cls(anonymous=True)
         assert not cls(api_key=KEY).supports_feature(ProviderFeature.PUBLIC_CATALOG)
+        assert ProviderFeature.PUBLIC_CATALOG not in cls.features
+    with pytest.raises(MissingCredentialsError, match="nothing without an API key"):
+        RunPodProvider(api="rest", anonymous=True)

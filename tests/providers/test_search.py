@@ -1,6 +1,6 @@
-"""Offer search across providers, sync and async: the documented responders of the three
-providers, plus in-process fakes (``tests/providers/loopback.py``) for deadlines, price
-components and the cache."""
+"""Offer search across providers, sync and async: the documented responders of every
+provider (RunPod on both backends), plus in-process fakes (``tests/providers/loopback.py``)
+for deadlines, price components and the cache."""
 
 from __future__ import annotations
 
@@ -29,18 +29,32 @@ from gpu_providers.search import (
     price_paid_per_gpu_hour,
     search_offers,
 )
+from gpu_providers.tensordock import AsyncTensorDockProvider, TensorDockProvider
+from gpu_providers.vastai import AsyncVastAIProvider, VastAIProvider
 from tests.providers.cassettes import provider_vcr
 from tests.providers.lambda_cloud import documented as LD
 from tests.providers.lambda_cloud.scenarios import RECORDING_KEY as LAMBDA_RECORDING
 from tests.providers.loopback import AsyncFakeOffersProvider, FakeOffersProvider, offer
 from tests.providers.paperspace import documented as PD
 from tests.providers.runpod import documented as RD
+from tests.providers.runpod import documented_rest as RRD
 from tests.providers.runpod.scenarios import RECORDING_KEY as RUNPOD_RECORDING
+from tests.providers.tensordock import documented as TD
 from tests.providers.test_labels import _keyless_runpod
+from tests.providers.vastai import documented as VD
 
 KEY = "SENTINEL-search-test-key-41cd"
 KINDS = ["sync", "async"]
-KEY_VARS = ("LAMBDA_API_KEY", "PAPERSPACE_API_KEY", "RUNPOD_API_KEY")
+KEY_VARS = (
+    "LAMBDA_API_KEY",
+    "PAPERSPACE_API_KEY",
+    "RUNPOD_API_KEY",
+    "TENSORDOCK_API_TOKEN",
+    "VAST_API_KEY",
+)
+#: The providers a search of ``_clients`` hears from, in order (the second RunPod client is
+#: the REST v2 backend: one provider name twice is told apart as ``runpod#2``).
+EVERY = ["lambda", "paperspace", "runpod", "runpod#2", "tensordock", "vastai"]
 
 
 @pytest.fixture(autouse=True)
@@ -54,16 +68,25 @@ def _clients(kind: str, lambda_key: str = KEY) -> list[Any]:
     lam = LD.transport()
     pap = PD.DocumentedPaperspace().transport()
     run = RD.DocumentedRunPod().transport()
+    rest = RRD.DocumentedRunPodRest().transport()
+    tdk = TD.DocumentedTensorDock().transport()
+    vast = httpx.MockTransport(VD.DocumentedVast())
     if kind == "sync":
         return [
             LambdaProvider(api_key=lambda_key, transport=lam),
             PaperspaceProvider(api_key=KEY, transport=pap),
             RunPodProvider(api_key=KEY, transport=run),
+            RunPodProvider(api="rest", api_key=KEY, transport=rest),
+            TensorDockProvider(api_key=KEY, transport=tdk),
+            VastAIProvider(api_key=KEY, transport=vast),
         ]
     return [
         AsyncLambdaProvider(api_key=lambda_key, transport=lam),
         AsyncPaperspaceProvider(api_key=KEY, transport=pap),
         AsyncRunPodProvider(api_key=KEY, transport=run),
+        AsyncRunPodProvider(api="rest", api_key=KEY, transport=rest),
+        AsyncTensorDockProvider(api_key=KEY, transport=tdk),
+        AsyncVastAIProvider(api_key=KEY, transport=vast),
     ]
 
 
@@ -77,9 +100,11 @@ def _search(kind: str, filters: GPUFilters | None, providers: Any, **options: An
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_provider_answers_cheapest_per_gpu_hour_first(kind: str) -> None:
     found = _search(kind, GPUFilters(gpu_types=["H100"]), _clients(kind))
-    assert found.answered == ["lambda", "paperspace", "runpod"]
+    assert found.answered == EVERY
     assert found.failures == [] and not found.partial
-    assert {r.offer.provider for r in found.offers} == {"lambda", "paperspace", "runpod"}
+    assert {r.offer.provider for r in found.offers} == {
+        "lambda", "paperspace", "runpod", "tensordock", "vastai"
+    }  # fmt: skip
     prices = [r.price_per_gpu_hour for r in found.offers]
     priced = [p for p in prices if p is not None]
     assert priced == sorted(priced) and priced
@@ -87,7 +112,17 @@ def test_every_provider_answers_cheapest_per_gpu_hour_first(kind: str) -> None:
     assert prices[len(priced) :] == [None] * (len(prices) - len(priced))
     assert all(r.offer.provider == "paperspace" for r in found.offers[len(priced) :])
     for ranked in found.offers[: len(priced)]:
-        assert ranked.components == {"compute": ranked.offer.hourly_price}
+        o = ranked.offer
+        if o.provider in ("tensordock", "vastai"):  # priced from parts
+            parts = {
+                "tensordock": {"gpu", "vcpu", "ram", "storage"},
+                "vastai": {"compute", "storage"},
+            }
+            assert ranked.components == o.price_breakdown
+            assert set(ranked.components) == parts[o.provider]
+            assert sum(ranked.components.values()) == pytest.approx(o.hourly_price)
+        else:
+            assert ranked.components == {"compute": o.hourly_price}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -103,7 +138,7 @@ def test_one_provider_failing_is_reported_beside_the_others(kind: str) -> None:
     assert [(f.provider, f.error, f.retryable) for f in found.failures] == [
         ("lambda", "AuthenticationError", False)
     ]
-    assert found.answered == ["paperspace", "runpod"]
+    assert found.answered == EVERY[1:]
     assert found.offers and all(r.offer.provider != "lambda" for r in found.offers)
     assert KEY not in found.model_dump_json() and LD.REVOKED_KEY not in found.model_dump_json()
 
@@ -169,12 +204,31 @@ def test_an_unexpected_exception_of_a_plugin_is_a_failure_without_its_text() -> 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_without_keys_only_the_public_catalogs_are_asked(kind: str) -> None:
-    options = {"runpod": {"transport": httpx.MockTransport(_keyless_runpod)}}
-    found = _search(kind, GPUFilters(gpu_types=["H100"]), None, provider_options=options)
-    assert found.answered == ["runpod"]
-    assert [s.provider for s in found.skipped] == ["lambda", "paperspace"]
+    vast = VD.DocumentedVast()  # answers the offer search only without a key
+    options = {
+        "runpod": {"transport": httpx.MockTransport(_keyless_runpod)},
+        "vastai": {"transport": httpx.MockTransport(vast)},
+    }
+    wanted = GPUFilters(gpu_types=["H100"], verified_only=False)
+    found = _search(kind, wanted, None, provider_options=options)
+    assert found.answered == ["runpod", "vastai"]
+    assert [s.provider for s in found.skipped] == ["lambda", "paperspace", "tensordock"]
     assert all("API key" in s.reason for s in found.skipped)
-    assert found.failures == [] and found.offers
+    assert found.failures == [] and {r.offer.provider for r in found.offers} == set(found.answered)
+    assert vast.requests and all("authorization" not in r.headers for r in vast.requests)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_keys_runpod_on_rest_is_skipped_its_catalog_wants_a_key(kind: str) -> None:
+    responder = RRD.DocumentedRunPodRest()
+    options = {
+        "runpod": {"api": "rest", "transport": responder.transport()},
+        "vastai": {"transport": httpx.MockTransport(VD.DocumentedVast())},
+    }
+    found = _search(kind, None, None, provider_options=options)
+    assert found.answered == ["vastai"] and found.failures == []
+    assert "runpod" in [s.provider for s in found.skipped]
+    assert responder.requests == []
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -384,5 +438,7 @@ def test_a_search_that_gives_up_keeps_its_client_open_for_the_others(
 @pytest.mark.parametrize("kind", KINDS)
 def test_regions_are_matched_in_each_providers_terms(kind: str) -> None:
     # RunPod answers us-east with offers in country US: the search keeps them.
-    found = _search(kind, GPUFilters(gpu_types=["H100"], regions=["us-east"]), _clients(kind)[2:])
+    runpods = [c for c in _clients(kind) if c.name == "runpod"]  # both backends
+    found = _search(kind, GPUFilters(gpu_types=["H100"], regions=["us-east"]), runpods)
+    assert found.answered == ["runpod", "runpod#2"]
     assert found.offers and {r.offer.region for r in found.offers} == {"US"}

@@ -23,6 +23,7 @@ from ...errors import (
     UnexpectedResponseError,
     UnsupportedFeatureError,
 )
+from ...labels import LabelTransport
 from ...types import (
     GPUFilters,
     GPUInstance,
@@ -64,8 +65,13 @@ class _RunPodRestCore(_RunPodCore):
             ProviderFeature.STARTUP_SCRIPT,
             ProviderFeature.ENVIRONMENT,
             ProviderFeature.SSH_PUBLIC_KEY,
+            ProviderFeature.LABELS,  # in the pod name, as on GraphQL
         }
     )
+    label_transport = LabelTransport.NAME
+    #: REST v2 wants a bearer token for every operation, the catalog included (the
+    #: document's global security; no operation overrides it): no anonymous client.
+    keyless_operations: ClassVar[frozenset[str]] = frozenset()
     rate_limit = RateLimitSpec(
         requests_per_second=0.8,
         burst=10,
@@ -81,7 +87,8 @@ class _RunPodRestCore(_RunPodCore):
         "REST v2 has no spot (interruptible) pods: spot launches are refused; use "
         "api='graphql' for spot while it lasts.",
         "Pods carry a name (required by REST v2; 'gpu-providers' when the request has none) "
-        "but no labels or tags.",
+        "but no tags: labels are encoded in the name, as on GraphQL.",
+        "The catalog needs an API key on REST v2 (no anonymous=True; GraphQL's is public).",
         "ssh_public_key is sent as the pod's PUBLIC_KEY and SSH_PUBLIC_KEY environment "
         "variables; RunPod's docs say a pod-level key overrides the account's keys.",
         "startup_script becomes the container's args (the start command), as on GraphQL.",
@@ -156,8 +163,6 @@ class _RunPodRestCore(_RunPodCore):
                 "use api='graphql' for spot",
                 provider=self.name,
             )
-        if request.labels:
-            raise UnsupportedFeatureError("RunPod pods take no labels", provider=self.name)
         self._unsupported(request, file_systems=bool(request.file_systems))
         if request.ssh_key_names:
             raise InvalidRequestError(

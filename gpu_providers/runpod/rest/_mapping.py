@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from ...errors import (
@@ -189,6 +190,19 @@ def _gpu(pod: Any) -> tuple[str | None, int | None]:
     return (spec.name if spec else None), count
 
 
+def created_at(pod: Any) -> datetime | None:
+    """``Pod.createdAt`` (RFC 3339), or None when it is missing or unreadable: an unreadable
+    date costs the instance its age, never its place in a list."""
+    value = getattr(pod, "created_at", None)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
 def instance_from_pod(pod: Any) -> GPUInstance:
     """A ``GPUInstance`` from a REST v2 ``Pod`` (the generated model)."""
     ip, port = _ssh(pod)
@@ -203,6 +217,7 @@ def instance_from_pod(pod: Any) -> GPUInstance:
         gpu_count=gpu_count,
         region=pod.data_center_id,
         hourly_price=pod.cost,
+        created_at=created_at(pod),
         public_ip=ip,
         ssh_port=port,
         spot=False,

@@ -3,6 +3,7 @@ statuses, the SSH endpoint, catalog offers."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -110,6 +111,15 @@ def test_instance_fields() -> None:
         False,
         "RUNNING",
     )
+    # createdAt gives the pod its age (orphans report it)
+    assert instance.created_at == datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "2026-11-23T09:00:00"])
+def test_an_unreadable_or_zoneless_created_at_is_unknown_not_fatal(value: str) -> None:
+    pod = Pod.from_dict(dict(R.pod("p1", "n", "RUNNING", G.H100, price=1.0), createdAt=value))
+    instance = M.instance_from_pod(pod)
+    assert instance.created_at is None and instance.hourly_price == 1.0
 
 
 def test_offers_per_cloud_from_the_catalog() -> None:

@@ -354,7 +354,8 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], type[ProviderError]]] = {
     "bad-ssh-key": ({"ssh_public_key": "not a key"}, InvalidRequestError),
     "key-names": ({"ssh_key_names": ["laptop"]}, UnsupportedFeatureError),
     "spot": ({"spot": True}, UnsupportedFeatureError),
-    "labels": ({"labels": {"team": "ml"}}, UnsupportedFeatureError),
+    # labels travel in the name, so a name holding the encoding's marker cannot carry them
+    "label-marker": ({"name": "x.gpl.y", "labels": {"team": "ml"}}, InvalidRequestError),
     "small-disk": ({"disk_gb": 50}, InvalidRequestError),
     "unknown-gpu-here": ({"gpu_type": "GH200"}, InvalidRequestError),
     "file-systems": ({"file_systems": ["data"]}, UnsupportedFeatureError),

@@ -49,9 +49,9 @@ NO_HOME = Path("/nonexistent-home-for-anonymous-clients")
 
 
 def client_options(scenario: Scenario, api_key: str | None) -> dict[str, Any]:
-    """Constructor options: the key, or none at all (no environment, no key file)."""
+    """Constructor options: the key, or an anonymous client (no environment, no key file)."""
     if scenario.api_key is None:
-        return {"env": {}, "home": NO_HOME}
+        return {"anonymous": True, "env": {}, "home": NO_HOME}
     return {"api_key": api_key}
 
 

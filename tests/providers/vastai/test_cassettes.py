@@ -208,8 +208,8 @@ def check_offers(outcomes: list[Outcome], sleeps: list[float]) -> None:
     assert per_gpu == sorted(per_gpu)
     cheapest = everything[0]
     assert (cheapest["offer_id"], cheapest["spot"]) == (str(D.OFFER_4090X2), True)
-    assert cheapest["compute_price"] == 0.4  # min_bid of the whole offer
-    assert cheapest["storage_price"] == 0.002083  # storage_total_cost for 10 GB
+    # compute: min_bid of the whole offer; storage: storage_total_cost for 10 GB
+    assert cheapest["price_breakdown"] == {"compute": 0.4, "storage": 0.002083}
     assert cheapest["hourly_price"] == 0.402083
     assert cheapest["price_per_gpu"] == 0.201042
     assert (cheapest["upload_price_per_gb"], cheapest["download_price_per_gb"]) == (0.004, 0.002)
@@ -223,7 +223,8 @@ def check_offers(outcomes: list[Outcome], sleeps: list[float]) -> None:
     assert by_id[(str(D.OFFER_A100_80), False)]["gpu_type"] == "A100-80GB"
     assert by_id[(str(D.OFFER_A100_40), False)]["gpu_type"] == "A100"
     on_demand = by_id[(str(D.OFFER_4090), False)]
-    assert (on_demand["compute_price"], on_demand["hourly_price"]) == (0.35, 0.352083)
+    assert on_demand["price_breakdown"] == {"compute": 0.35, "storage": 0.002083}
+    assert on_demand["hourly_price"] == 0.352083
     assert "dph_base + storage" in on_demand["price_source"]
 
     reliable = _ok(outcomes[1])

@@ -80,10 +80,20 @@ def test_the_key_never_shows(tmp_path: Path) -> None:
     assert "api_key=**********" in repr(client)
 
 
+def test_a_missing_key_is_an_error_unless_asked_for_anonymous(tmp_path: Path) -> None:
+    # As on every provider: no key found is MissingCredentialsError at creation, so a search
+    # or an orphan check across providers skips Vast.ai instead of failing on it later.
+    with pytest.raises(MissingCredentialsError, match="VAST_API_KEY"):
+        create_provider("vastai", env={}, home=tmp_path)
+    client = create_provider("vastai", anonymous=True)
+    assert client.supports_feature(ProviderFeature.PUBLIC_CATALOG)
+    assert client.supports_feature(ProviderFeature.LABELS)
+
+
 def test_without_a_key_only_offer_search_works_and_sends_no_header(tmp_path: Path) -> None:
     responder = D.DocumentedVast()
     client = create_provider(
-        "vastai", env={}, home=tmp_path, transport=httpx.MockTransport(responder)
+        "vastai", anonymous=True, home=tmp_path, transport=httpx.MockTransport(responder)
     )
     assert client.list_available_gpus(GPUFilters(gpu_types=["H100"], spot=False))
     assert "authorization" not in responder.requests[0].headers
@@ -246,7 +256,8 @@ def test_an_offer_without_its_price_parts_has_no_price() -> None:
     del item["storage_cost"]
     offer = M.offer_from_api(item, spot=False, disk_gb=10)
     assert offer is not None
-    assert (offer.compute_price, offer.storage_price, offer.hourly_price) == (0.35, None, None)
+    # Parts are listed only when they add up to a known hourly price.
+    assert (offer.price_breakdown, offer.hourly_price, offer.price_per_gpu) == (None, None, None)
     item = {**D.catalog()[0], "dph_base": "0.35"}  # a string is no price
     offer = M.offer_from_api(item, spot=False, disk_gb=10)
     assert offer is not None and offer.hourly_price is None
@@ -255,8 +266,9 @@ def test_an_offer_without_its_price_parts_has_no_price() -> None:
 def test_storage_from_the_monthly_rate_when_no_total_is_stated() -> None:
     offer = M.offer_from_api(D.catalog()[0], spot=False, disk_gb=72)
     assert offer is not None
-    assert offer.storage_price == pytest.approx(0.15 * 72 / 720)
+    assert offer.price_breakdown == {"compute": 0.35, "storage": pytest.approx(0.15 * 72 / 720)}
     assert offer.hourly_price == pytest.approx(0.35 + 0.015)
+    assert offer.hourly_price == sum(offer.price_breakdown.values())
 
 
 # -- launch input refused before any request ------------------------------------------------------
@@ -267,7 +279,8 @@ def test_storage_from_the_monthly_rate_when_no_total_is_stated() -> None:
     [
         ({"ssh_key_names": ["laptop"]}, UnsupportedFeatureError, "registered with the account"),
         ({"ssh_public_key": "ssh-ed25519 AAAA x"}, UnsupportedFeatureError, "registered"),
-        ({"labels": {"team": "ml"}}, UnsupportedFeatureError, "labels"),
+        # labels travel in the label (its name): a name with the marker cannot carry them
+        ({"name": "x.gpl.y", "labels": {"team": "ml"}}, InvalidRequestError, "marker"),
         ({"file_systems": ["data"]}, UnsupportedFeatureError, "file_systems"),
         ({"region": "europe"}, InvalidRequestError, "country codes"),
         ({"gpu_type": "GH200"}, InvalidRequestError, "does not offer"),
