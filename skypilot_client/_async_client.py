@@ -30,6 +30,7 @@ from .errors import APITimeoutError, SkyPilotError
 from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from .ledger import Ledger
     from .models import (
         AcceleratorOffer,
         CloudCheck,
@@ -75,6 +76,9 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         http_client: Your own ``httpx.AsyncClient`` (proxies, transports); you close it.
         workspace: SkyPilot workspace for every request (default: the server's).
         on_request: Called with a ``RequestMetrics`` after every HTTP attempt (metrics).
+        ledger: A ``skypilot_client.ledger`` ledger: every work submission (launch, exec,
+            stop, start, down, managed-job launch) is recorded before the call returns.
+        tenant: Your tenant label, recorded with each submission in the ledger.
     """
 
     def __init__(
@@ -90,6 +94,8 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         http_client: httpx.AsyncClient | None = None,
         workspace: str | None = None,
         on_request: Callable[[RequestMetrics], object] | None = None,
+        ledger: Ledger | None = None,
+        tenant: str | None = None,
         _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._sleep = _sleep
@@ -105,6 +111,8 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
             workspace=workspace,
             on_request=on_request,
         )
+        if ledger is not None or tenant is not None:
+            self._use_ledger(ledger, tenant)
 
     def _make_http(self, limits: httpx.Limits) -> httpx.AsyncClient:
         return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=True)
@@ -116,14 +124,18 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         workspace: str | None = _NO_CHANGE,
         timeout: float | None = None,
         max_retries: int | None = None,
+        ledger: Ledger | None = _NO_CHANGE,
+        tenant: str | None = _NO_CHANGE,
     ) -> AsyncSkyPilotClient:
-        """A copy with another token/workspace/timeout/retries, sharing this connection pool.
+        """A copy with another token/workspace/timeout/retries/ledger/tenant, sharing this
+        connection pool.
 
         Use one copy per tenant; closing any of them closes the shared pool.
         """
         clone: AsyncSkyPilotClient = self._copy(
             token=token, workspace=workspace, timeout=timeout, max_retries=max_retries
         )
+        clone._use_ledger(ledger, tenant)
         return clone
 
     async def aclose(self) -> None:

@@ -29,6 +29,7 @@ from .errors import APITimeoutError, SkyPilotError
 from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from .ledger import Ledger
     from .models import (
         AcceleratorOffer,
         CloudCheck,
@@ -74,6 +75,9 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         http_client: Your own ``httpx.Client`` (proxies, transports); you close it.
         workspace: SkyPilot workspace for every request (default: the server's).
         on_request: Called with a ``RequestMetrics`` after every HTTP attempt (metrics).
+        ledger: A ``skypilot_client.ledger`` ledger: every work submission (launch, exec,
+            stop, start, down, managed-job launch) is recorded before the call returns.
+        tenant: Your tenant label, recorded with each submission in the ledger.
     """
 
     def __init__(
@@ -89,6 +93,8 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         http_client: httpx.Client | None = None,
         workspace: str | None = None,
         on_request: Callable[[RequestMetrics], object] | None = None,
+        ledger: Ledger | None = None,
+        tenant: str | None = None,
         _sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sleep = _sleep
@@ -104,6 +110,8 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
             workspace=workspace,
             on_request=on_request,
         )
+        if ledger is not None or tenant is not None:
+            self._use_ledger(ledger, tenant)
 
     def _make_http(self, limits: httpx.Limits) -> httpx.Client:
         return httpx.Client(limits=limits, follow_redirects=False, trust_env=True)
@@ -115,14 +123,18 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         workspace: str | None = _NO_CHANGE,
         timeout: float | None = None,
         max_retries: int | None = None,
+        ledger: Ledger | None = _NO_CHANGE,
+        tenant: str | None = _NO_CHANGE,
     ) -> SkyPilotClient:
-        """A copy with another token/workspace/timeout/retries, sharing this connection pool.
+        """A copy with another token/workspace/timeout/retries/ledger/tenant, sharing this
+        connection pool.
 
         Use one copy per tenant; closing any of them closes the shared pool.
         """
         clone: SkyPilotClient = self._copy(
             token=token, workspace=workspace, timeout=timeout, max_retries=max_retries
         )
+        clone._use_ledger(ledger, tenant)
         return clone
 
     def close(self) -> None:
