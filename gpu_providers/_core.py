@@ -240,6 +240,10 @@ class _LaunchState:
     operations: list[str] = field(default_factory=list)
     #: A work submission handed to the wire and not yet answered (cancellation lands here).
     sending: bool = False
+    #: The launch this flow runs (its name and labels go into the ledger's intent).
+    launch: LaunchRequest | None = None
+    #: The ledger's write-ahead intent of this launch, while open and ours to complete.
+    intent_id: str | None = None
 
     def record(self, report: Created | NothingCreated) -> None:
         """What the flow reported about its submission."""
@@ -297,6 +301,7 @@ class ProviderCore:
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         env: Mapping[str, str] | None = None,
         home: Any = None,
+        ledger: Any = None,
     ) -> None:
         """Create a client.
 
@@ -313,6 +318,9 @@ class ProviderCore:
                 ``httpx.AsyncBaseTransport``.
             env: Environment to read the key from (default ``os.environ``).
             home: Home directory to read the vendor's config file from.
+            ledger: A ``skypilot_client.ledger`` ledger: each launch is written down as an
+                intent before the create call, completed with the instance id, and closed on
+                terminate (see docs/service.md).
         """
         if self.extra is not None:  # the wire stack loads lazily: say now what is missing
             require_extra(self.extra, provider=self.name)
@@ -335,6 +343,8 @@ class ProviderCore:
             self.name, self._base_url, self._api_key, self.rate_limit, self.breaker
         )
         self._wire_lock = threading.Lock()  # wire clients are created once, under this lock
+        self._ledger = self._checked_ledger(ledger)
+        self._ledger_account: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r}, api_key=**********)"
@@ -492,6 +502,83 @@ class ProviderCore:
         elif trial:
             breaker.abandon_trial()  # cancelled: no outcome, let the next call try
 
+    # -- the ledger's launch intents (issue 10) ----------------------------------------------
+    # Ledgers are synchronous (SQLite: about 0.5 ms a write); both drivers call them here.
+
+    def _checked_ledger(self, ledger: Any) -> Any:
+        if ledger is None:
+            return None
+        import inspect
+
+        record = getattr(ledger, "record_intent", None)
+        if not callable(record) or inspect.iscoroutinefunction(record):
+            raise InvalidRequestError(
+                "ledger must be a synchronous skypilot_client.ledger.Ledger (open_ledger())",
+                provider=self.name,
+            )
+        return ledger
+
+    def _intent_before(self, state: _LaunchState) -> None:
+        """Write the launch down before its create call; a failed write stops the launch
+        (nothing was sent)."""
+        from skypilot_client.errors import SkyPilotError
+        from skypilot_client.ledger import account_fingerprint
+
+        launch = state.launch
+        if self._ledger is None or launch is None or state.intent_id is not None:
+            return
+        if self._ledger_account is None:
+            self._ledger_account = account_fingerprint(
+                self.name, self._api_key.get_secret_value(), base_url=self._base_url
+            )
+        try:
+            intent = self._ledger.record_intent(
+                self.name, self._ledger_account, name=launch.name, labels=launch.labels
+            )
+        except ValueError as exc:  # the ledger refused a name or label (looks like a secret)
+            raise InvalidRequestError(str(exc), provider=self.name) from exc
+        except SkyPilotError as exc:
+            raise ProviderError(
+                f"launch: the ledger could not record the launch ({type(exc).__name__}); "
+                "nothing was sent",
+                provider=self.name,
+            ) from exc
+        state.intent_id = intent.intent_id
+
+    def _intent_report(self, state: _LaunchState, report: Created | NothingCreated) -> None:
+        """Complete the intent with the instance id, or close it: nothing was created."""
+        from skypilot_client.errors import SkyPilotError
+
+        if self._ledger is None or state.intent_id is None:
+            return
+        try:
+            if isinstance(report, Created):
+                self._ledger.complete_intent(state.intent_id, report.instance_id)
+            else:
+                self._ledger.close_intent(state.intent_id, "not_created")
+                state.intent_id = None
+        except SkyPilotError as exc:  # the instance exists: never fail its launch for this
+            logger.warning(
+                "ledger: intent %s not updated (%s); orphan tools find it by name or label",
+                state.intent_id,
+                type(exc).__name__,
+            )
+
+    def _intent_refused(self, state: _LaunchState) -> None:
+        """The provider refused the create (provably nothing created): close the intent."""
+        if state.intent_id is not None:
+            self._intent_report(state, NothingCreated())
+
+    def _intent_terminated(self, instance_id: str) -> None:
+        from skypilot_client.errors import SkyPilotError
+
+        if self._ledger is None:
+            return
+        try:
+            self._ledger.close_instance(self.name, instance_id)
+        except SkyPilotError as exc:
+            logger.warning("ledger: intents of %s not closed (%s)", instance_id, type(exc).__name__)
+
     # -- running flows (no I/O) -------------------------------------------------------------
 
     def _advance(
@@ -514,6 +601,10 @@ class ProviderCore:
             read = Effect(operation=last)  # the answer came from this operation
             what = "data our mapping cannot read"
             raise self._malformed(read, exc, what=what, state=state) from exc
+        if isinstance(effect, (Created, NothingCreated)):
+            self._intent_report(state, effect)
+        elif effect.submits_work:
+            self._intent_before(state)
         if not isinstance(effect, (Created, NothingCreated, Pause)):
             state.operations.append(effect.operation)
         return effect
@@ -523,6 +614,8 @@ class ProviderCore:
         state.sending = False
         if effect.submits_work and (error is None or error.maybe_submitted):
             state.submitted = True
+        elif effect.submits_work and error is not None:
+            self._intent_refused(state)
 
     def _cancelled(self, state: _LaunchState, exc: BaseException) -> None:
         """The caller cancelled (or a bug ended) a call: say loudly what it may leave behind."""
@@ -600,6 +693,7 @@ class ProviderCore:
             yield from self._flow_terminate(instance_id)
         except InstanceNotFoundError:  # raised only on the provider's own proof
             logger.info("terminate %s: already gone", instance_id)
+        self._intent_terminated(instance_id)
 
     def _flow_wait_ready(self, instance_id: str, timeout: float) -> Flow[InstanceStatus]:
         """Poll with backoff until usable (address and SSH port known) or final."""
@@ -670,8 +764,8 @@ class SyncProviderBase(ProviderCore):
                 return result
         raise AssertionError("unreachable")  # tenacity re-raises the last error
 
-    def _run(self, flow: Flow[T]) -> T:
-        state = _LaunchState()
+    def _run(self, flow: Flow[T], launch: LaunchRequest | None = None) -> T:
+        state = _LaunchState(launch=launch)
         value: Any = None
         error: ProviderError | None = None
         try:
@@ -699,7 +793,7 @@ class SyncProviderBase(ProviderCore):
 
     def launch_instance(self, request: LaunchRequest) -> GPUInstance:
         """Launch one instance (never replayed once it may have reached the provider)."""
-        return self._run(self._flow_launch(request))
+        return self._run(self._flow_launch(request), request)
 
     def terminate_instance(self, instance_id: str) -> None:
         """Terminate an instance; already gone (on the provider's own proof) is success."""
@@ -774,8 +868,8 @@ class AsyncProviderBase(ProviderCore):
                 return result
         raise AssertionError("unreachable")
 
-    async def _run(self, flow: Flow[T]) -> T:
-        state = _LaunchState()
+    async def _run(self, flow: Flow[T], launch: LaunchRequest | None = None) -> T:
+        state = _LaunchState(launch=launch)
         value: Any = None
         error: ProviderError | None = None
         try:
@@ -803,7 +897,7 @@ class AsyncProviderBase(ProviderCore):
 
     async def launch_instance(self, request: LaunchRequest) -> GPUInstance:
         """Launch one instance (never replayed once it may have reached the provider)."""
-        return await self._run(self._flow_launch(request))
+        return await self._run(self._flow_launch(request), request)
 
     async def terminate_instance(self, instance_id: str) -> None:
         """Terminate an instance; already gone (on the provider's own proof) is success."""
