@@ -3,7 +3,7 @@ appends every event to a JSON-lines file (flushed and synced per event, so a SIG
 nothing that was emitted).
 
     python -m tests.integration.monitor_process BASE_URL LEDGER EVENTS [--lease S]
-        [--interval S] [--exit-when-idle]
+        [--interval S] [--claim-limit N] [--exit-when-idle]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.3)
     parser.add_argument("--exit-when-idle", action="store_true")
     parser.add_argument("--deadline", type=float, default=300.0)
+    parser.add_argument("--claim-limit", type=int, default=500)
     args = parser.parse_args()
     lock = threading.Lock()
     out = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
@@ -48,7 +49,12 @@ def main() -> None:
 
     with SkyPilotClient(args.base_url, max_retries=1) as client, open_ledger(args.ledger) as ledger:
         monitor = RequestMonitor(
-            client, ledger, on_event=write, interval=args.interval, lease_seconds=args.lease
+            client,
+            ledger,
+            on_event=write,
+            interval=args.interval,
+            lease_seconds=args.lease,
+            claim_limit=args.claim_limit,
         )
         with monitor:
             print(f"owner {monitor.owner}", flush=True)

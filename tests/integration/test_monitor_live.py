@@ -104,9 +104,7 @@ def test_a_killed_monitor_is_replaced_and_every_request_ends_once(
         assert hang.request_id in {r.request_id for r in pending}
         assert all(r.claimed_by for r in pending)  # held by the dead monitor until its lease ends
 
-        second = _monitor(
-            skypilot_server.base_url, ledger_path, second_events, "--exit-when-idle"
-        )
+        second = _monitor(skypilot_server.base_url, ledger_path, second_events, "--exit-when-idle")
         try:
             _until(
                 lambda: {r.request_id for r in ledger.list_pending()} == {hang.request_id},
