@@ -27,7 +27,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -118,6 +118,31 @@ class Created(Effect):
 
 
 Flow = Generator[Effect, Any, T]
+
+
+@dataclass(frozen=True)
+class ProviderRequestMetrics:
+    """One call attempt to a provider, as reported to the ``on_request`` hook (metrics).
+
+    Attributes:
+        provider: Provider name (``lambda``, ``runpod``, ...).
+        operation: Our operation name (``launch``, ``get_instance``, ...).
+        duration: Seconds the attempt took on the wire.
+        attempt: 1 for the first try, 2 for the first retry, ...
+        error: The error class name (``RateLimitError``, ...), None on success.
+        status_code: The HTTP status of a failed attempt, when it had one.
+        limiter_wait: Seconds the account's rate limiter held the attempt back.
+        breaker_state: The account's circuit breaker state after the attempt.
+    """
+
+    provider: str
+    operation: str
+    duration: float
+    attempt: int
+    error: str | None
+    status_code: int | None
+    limiter_wait: float
+    breaker_state: str
 
 
 # -- time -----------------------------------------------------------------------------------------
@@ -302,6 +327,7 @@ class ProviderCore:
         env: Mapping[str, str] | None = None,
         home: Any = None,
         ledger: Any = None,
+        on_request: Callable[[ProviderRequestMetrics], object] | None = None,
     ) -> None:
         """Create a client.
 
@@ -321,6 +347,8 @@ class ProviderCore:
             ledger: A ``skypilot_client.ledger`` ledger: each launch is written down as an
                 intent before the create call, completed with the instance id, and closed on
                 terminate (see docs/service.md).
+            on_request: Called with a ``ProviderRequestMetrics`` after every call attempt
+                (``gpu_providers.metrics.ProviderMetrics`` exports them to Prometheus).
         """
         if self.extra is not None:  # the wire stack loads lazily: say now what is missing
             require_extra(self.extra, provider=self.name)
@@ -345,6 +373,7 @@ class ProviderCore:
         self._wire_lock = threading.Lock()  # wire clients are created once, under this lock
         self._ledger = self._checked_ledger(ledger)
         self._ledger_account: str | None = None
+        self._on_request = on_request
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r}, api_key=**********)"
@@ -501,6 +530,34 @@ class ProviderCore:
             breaker.record_failure()
         elif trial:
             breaker.abandon_trial()  # cancelled: no outcome, let the next call try
+
+    def _observe(
+        self,
+        effect: Effect,
+        attempt: int,
+        started: float,
+        wait: float,
+        error: ProviderError | None,
+    ) -> None:
+        """Report one attempt to the ``on_request`` hook (a broken hook never breaks a call)."""
+        hook = self._on_request
+        if hook is None:
+            return
+        try:
+            hook(
+                ProviderRequestMetrics(
+                    provider=self.name,
+                    operation=effect.operation,
+                    duration=time.monotonic() - started,
+                    attempt=attempt,
+                    error=type(error).__name__ if error is not None else None,
+                    status_code=error.status_code if error is not None else None,
+                    limiter_wait=wait,
+                    breaker_state=self._account.breaker.state.value,
+                )
+            )
+        except Exception:
+            logger.exception("the on_request hook raised")
 
     # -- the ledger's launch intents (issue 10) ----------------------------------------------
     # Ledgers are synchronous (SQLite: about 0.5 ms a write); both drivers call them here.
@@ -751,16 +808,19 @@ class SyncProviderBase(ProviderCore):
                     self._clock.sleep(wait)
                 trial = self._account.breaker.before_call()
                 state.sending = effect.submits_work
+                number, started = attempt.retry_state.attempt_number, time.monotonic()
                 try:
                     result = self._invoke(effect)
                 except ProviderError as error:
                     state.sending = error.maybe_submitted  # a refusal or never sent: no
                     self._record_outcome(error)
+                    self._observe(effect, number, started, wait, error)
                     raise
                 except BaseException as exc:
                     self._record_foreign(exc, trial)
                     raise
                 self._record_outcome(None)
+                self._observe(effect, number, started, wait, None)
                 return result
         raise AssertionError("unreachable")  # tenacity re-raises the last error
 
@@ -855,16 +915,19 @@ class AsyncProviderBase(ProviderCore):
                     await self._clock.asleep(wait)
                 trial = self._account.breaker.before_call()
                 state.sending = effect.submits_work
+                number, started = attempt.retry_state.attempt_number, time.monotonic()
                 try:
                     result = await self._invoke(effect)
                 except ProviderError as error:
                     state.sending = error.maybe_submitted  # a refusal or never sent: no
                     self._record_outcome(error)
+                    self._observe(effect, number, started, wait, error)
                     raise
                 except BaseException as exc:
                     self._record_foreign(exc, trial)
                     raise
                 self._record_outcome(None)
+                self._observe(effect, number, started, wait, None)
                 return result
         raise AssertionError("unreachable")
 
