@@ -131,7 +131,8 @@ sys.modules["prometheus_client"] = None  # as if not installed
 import skypilot_client, gpu_providers
 from skypilot_client import SkyPilotClient
 SkyPilotClient("http://x")
-from skypilot_client.errors import APIConnectionError
+from skypilot_client.errors import ConfigurationError
+from gpu_providers.errors import MissingDependencyError
 from skypilot_client.metrics import SkyPilotMetrics
 from gpu_providers.metrics import ProviderMetrics
 for cls, err in ((SkyPilotMetrics, ConfigurationError), (ProviderMetrics, MissingDependencyError)):
