@@ -92,6 +92,11 @@ class RequestEvent:
     status: str
     status_message: str | None
 
+    @property
+    def is_final(self) -> bool:
+        """True for the final events (succeeded, failed, cancelled, lost)."""
+        return not isinstance(self, RequestRunning)
+
 
 @dataclass(frozen=True)
 class RequestRunning(RequestEvent):

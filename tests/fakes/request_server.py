@@ -1,11 +1,13 @@
 """A loopback FAKE of the SkyPilot server's request endpoints, for monitor tests at scale.
 
 Not the real server: the real one (tests/integration) cannot hold hundreds of requests
-quickly. This fake answers ``GET /api/health``, ``GET /api/status`` (repeated
-``request_ids``, ``fields``, ``all_status``, as the real server: unknown ids are simply absent,
-unknown field names are a 400) and ``GET /api/get`` (200 for finished, 500 wrapping the record
-for failed) from a table of requests whose states a test scripts: each request moves to its
-final status after it has been looked at ``checks`` times.
+quickly. This fake answers ``POST`` of any operation (``/launch``, ...: a new request that
+succeeds after one check, its id in ``X-Skypilot-Request-ID``), ``GET /api/health``,
+``GET /api/status`` (repeated ``request_ids``, ``fields``, ``all_status``, as the real
+server: unknown ids are simply absent, unknown field names are a 400) and ``GET /api/get``
+(200 for finished, 500 wrapping the record for failed) from a table of requests whose states
+a test scripts: each request moves to its final status after it has been looked at
+``checks`` times.
 
 Use ``handler`` with ``httpx.MockTransport`` in-process, or ``serve()`` for a real HTTP server
 that other processes reach.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -103,19 +106,23 @@ class FakeRequestServer:
         with self.lock:
             return self.calls.get(path, 0)
 
-    def answer(self, method: str, target: str) -> tuple[int, Any]:
+    def answer(self, method: str, target: str) -> tuple[int, Any, dict[str, str]]:
         url = urlsplit(target)
         query = parse_qs(url.query)
         with self.lock:
             self.calls[url.path] = self.calls.get(url.path, 0) + 1
             self.max_query_bytes = max(self.max_query_bytes, len(url.query))
             if method == "GET" and url.path == "/api/health":
-                return 200, {"status": "healthy", "api_version": "62", "version": "0.14.1"}
+                return 200, {"status": "healthy", "api_version": "62", "version": "0.14.1"}, {}
             if method == "GET" and url.path == "/api/status":
-                return self._status(query)
+                return (*self._status(query), {})
             if method == "GET" and url.path == "/api/get":
-                return self._get(query)
-            return 404, {"detail": "Not Found"}
+                return (*self._get(query), {})
+            if method == "POST":
+                rid = str(uuid.uuid4())
+                self.requests[rid] = FakeRequest(rid)
+                return 200, None, {"X-Skypilot-Request-ID": rid}
+            return 404, {"detail": "Not Found"}, {}
 
     def _status(self, query: dict[str, list[str]]) -> tuple[int, Any]:
         fields = query.get("fields") or sorted(VALID_FIELDS)
@@ -149,8 +156,8 @@ class FakeRequestServer:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
         target = request.url.raw_path.decode()
-        status, body = self.answer(request.method, target)
-        return httpx.Response(status, json=body, headers=VERSION_HEADERS)
+        status, body, headers = self.answer(request.method, target)
+        return httpx.Response(status, json=body, headers={**VERSION_HEADERS, **headers})
 
     def serve(self) -> tuple[ThreadingHTTPServer, str]:
         """A real HTTP server on loopback (in a daemon thread); returns it and its URL."""
@@ -159,16 +166,25 @@ class FakeRequestServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:
-                status, body = fake.answer("GET", self.path)
+            def _reply(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, body, headers = fake.answer(method, self.path)
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                for k, v in VERSION_HEADERS.items():
+                for k, v in {**VERSION_HEADERS, **headers}.items():
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._reply("GET")
+
+            def do_POST(self) -> None:
+                self._reply("POST")
 
             def log_message(self, *args: Any) -> None:
                 pass
