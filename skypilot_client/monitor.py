@@ -64,6 +64,7 @@ MAX_QUERY_BYTES = 6_000
 #: Fields the monitor reads; the server fills the others with placeholders, so ask for few.
 STATUS_FIELDS = ("request_id", "status", "status_msg")
 _FINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
+_QUEUED_EVENTS = 10_000
 _STATUS_RE = re.compile(r"[A-Z][A-Z_]{0,31}")
 
 
@@ -415,7 +416,9 @@ class RequestMonitor:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._queue: queue.Queue[RequestEvent | None] | None = None
+        # Buffered from the start, so events() misses nothing emitted before it is called;
+        # bounded, so a monitor nobody iterates does not grow without end.
+        self._queue: queue.Queue[RequestEvent | None] = queue.Queue(maxsize=_QUEUED_EVENTS)
 
     @property
     def owner(self) -> str:
@@ -449,8 +452,13 @@ class RequestMonitor:
 
     def _emit(self, event: RequestEvent) -> None:
         self._core.emit(event)
-        if self._queue is not None:
-            self._queue.put(event)
+        while True:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except queue.Full:  # nobody reads events(): keep the newest
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -480,14 +488,13 @@ class RequestMonitor:
             self._ledger.release_claims(self._core.owner)
         except SkyPilotError as error:  # the claims then expire by themselves
             logger.warning("request monitor: could not release claims (%s)", error)
-        if self._queue is not None:
-            self._queue.put(None)
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
 
     def events(self, timeout: float | None = None) -> Iterator[RequestEvent]:
-        """Iterate over the events emitted from now on, until the monitor stops (or no
-        event came for ``timeout`` seconds)."""
-        if self._queue is None:
-            self._queue = queue.Queue()
+        """Iterate over the emitted events (buffered since the monitor was created, the
+        newest ``10_000`` kept), until the monitor stops or no event came for ``timeout``
+        seconds. One reader: each event is yielded once."""
         while True:
             try:
                 event = self._queue.get(timeout=timeout)

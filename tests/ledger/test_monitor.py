@@ -313,3 +313,15 @@ def test_async_monitor_with_sqlite_uses_its_own_thread_and_an_async_iterator(
     assert {type(e) for e in finals} == {RequestSucceeded}
     assert len({e.request_id for e in finals}) == 4
     assert ledger_threads and main_thread not in ledger_threads
+
+
+def test_events_emitted_before_anyone_iterates_are_not_lost(ledger: Ledger) -> None:
+    fake = FakeRequestServer()
+    _pending(ledger, fake, 3, checks=0)
+    with _client(fake) as client:
+        monitor = RequestMonitor(client, ledger)
+        emitted = monitor.check_once()
+        assert [e.request_id for e in monitor.events(timeout=0.1)] == [
+            e.request_id for e in emitted
+        ]
+        assert len(emitted) == 3
