@@ -85,20 +85,22 @@ def test_a_launch_is_recorded_before_the_call_returns(ledger: Ledger) -> None:
 
 
 def test_async_client_records_too_and_with_options_can_drop_the_ledger(ledger: Ledger) -> None:
-    async def main() -> None:
-        seen: list[str] = []
-        transport = _launch_server("req-async-1", seen)
-        http = httpx.AsyncClient(transport=httpx.MockTransport(transport.handle_request))
+    fake = FakeRequestServer()  # answers each POST with a new request id
+
+    async def main() -> tuple[str, str]:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handler))
         async with AsyncSkyPilotClient(URL, http_client=http, ledger=ledger) as client:
-            await client.launch(LaunchRequest(task="run: echo hi", cluster_name="a-1"))
-            await client.with_options(ledger=None).launch(
+            first = await client.launch(LaunchRequest(task="run: echo hi", cluster_name="a-1"))
+            second = await client.with_options(ledger=None).launch(
                 LaunchRequest(task="run: echo hi", cluster_name="a-2")
             )
+            return first.request_id, second.request_id
 
-    # the transport answers the same id twice: only the first, ledger-backed launch wrote
-    asyncio.run(main())
-    record = ledger.get_request("req-async-1")
+    first, second = asyncio.run(main())
+    record = ledger.get_request(first)
     assert record is not None and record.cluster == "a-1"
+    assert first in fake.requests and second in fake.requests
+    assert ledger.get_request(second) is None  # that copy records nothing
 
 
 def test_reads_are_not_recorded_and_bad_wiring_is_refused_before_any_call(
