@@ -102,10 +102,21 @@ def test_an_interrupted_launch_leaves_an_intent_the_orphan_listing_resolves(
 @MODES
 def test_a_refused_launch_closes_its_intent_as_not_created(mode: str, ledger: Ledger) -> None:
     vendor = D.DocumentedLambda(launch_outcome="insufficient-capacity")
+    written: list[Any] = []
+    record = ledger.record_intent
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        written.append(record(*args, **kwargs))
+        return written[-1]
+
+    ledger.record_intent = spy  # type: ignore[method-assign]
     with pytest.raises(CapacityError):
         run(mode, vendor, ledger, "launch_instance", LAUNCH)
     assert sum(r.url.path == LAUNCH_PATH for r in vendor.requests) == 1  # sent and refused
     assert ledger.list_open_intents() == []
+    (intent,) = written
+    closed = ledger.get_intent(intent.intent_id)
+    assert closed is not None and closed.outcome is IntentOutcome.NOT_CREATED
 
 
 @MODES
