@@ -91,3 +91,39 @@ def test_four_monitor_processes_emit_each_final_event_exactly_once(
     # Batched: far fewer status calls than request checks.
     checks = sum(r.seen for r in fake.requests.values())
     assert fake.count("/api/status") < checks / 5
+
+
+def test_the_async_monitor_awaits_an_async_postgres_ledger(postgres_url: str) -> None:
+    import asyncio
+
+    import httpx
+
+    from skypilot_client import AsyncSkyPilotClient
+    from skypilot_client.ledger import AsyncPostgresLedger
+    from skypilot_client.monitor import AsyncRequestMonitor, RequestEvent
+
+    fake = FakeRequestServer()
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    for n, rid in enumerate(ids):
+        fake.add(rid, final="FAILED" if n == 0 else "SUCCEEDED", checks=1)
+
+    async def main() -> list[RequestEvent]:
+        ledger = await AsyncPostgresLedger.connect(postgres_url)
+        async with ledger:
+            for rid in ids:
+                await ledger.record_request(rid, "launch")
+            http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handler))
+            async with AsyncSkyPilotClient("http://fake", http_client=http) as client:
+                finals: list[RequestEvent] = []
+                async with AsyncRequestMonitor(client, ledger, interval=0.05) as monitor:
+                    async for event in monitor.events():
+                        if event.is_final:
+                            finals.append(event)
+                        if len(finals) == len(ids):
+                            break
+                assert await ledger.list_pending() == []
+                return finals
+
+    finals = asyncio.run(main())
+    assert sorted(e.request_id for e in finals) == sorted(ids)
+    assert [type(e).__name__ for e in finals if e.request_id == ids[0]] == ["RequestFailed"]
