@@ -28,7 +28,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -121,6 +121,31 @@ class Created(Effect):
 
 
 Flow = Generator[Effect, Any, T]
+
+
+@dataclass(frozen=True)
+class ProviderRequestMetrics:
+    """One call attempt to a provider, as reported to the ``on_request`` hook (metrics).
+
+    Attributes:
+        provider: Provider name (``lambda``, ``runpod``, ...).
+        operation: Our operation name (``launch``, ``get_instance``, ...).
+        duration: Seconds the attempt took on the wire.
+        attempt: 1 for the first try, 2 for the first retry, ...
+        error: The error class name (``RateLimitError``, ...), None on success.
+        status_code: The HTTP status of a failed attempt, when it had one.
+        limiter_wait: Seconds the account's rate limiter held the attempt back.
+        breaker_state: The account's circuit breaker state after the attempt.
+    """
+
+    provider: str
+    operation: str
+    duration: float
+    attempt: int
+    error: str | None
+    status_code: int | None
+    limiter_wait: float
+    breaker_state: str
 
 
 # -- time -----------------------------------------------------------------------------------------
@@ -260,6 +285,10 @@ class _LaunchState:
     sending: bool = False
     #: The operation that (maybe) submitted work: what a cancellation warning names.
     submitter: str | None = None
+    #: The launch this flow runs (its name and labels go into the ledger's intent).
+    launch: LaunchRequest | None = None
+    #: The ledger's write-ahead intent of this launch, while open and ours to complete.
+    intent_id: str | None = None
 
     def record(self, report: Created | NothingCreated) -> None:
         """What the flow reported about its submission."""
@@ -325,6 +354,8 @@ class ProviderCore:
         env: Mapping[str, str] | None = None,
         home: Any = None,
         anonymous: bool = False,
+        ledger: Any = None,
+        on_request: Callable[[ProviderRequestMetrics], object] | None = None,
     ) -> None:
         """Create a client.
 
@@ -344,6 +375,11 @@ class ProviderCore:
             anonymous: Send no key at all: only the provider's public catalog
                 (``keyless_operations``, ``ProviderFeature.PUBLIC_CATALOG``) can be used;
                 anything else raises ``MissingCredentialsError`` before it is sent.
+            ledger: A ``skypilot_client.ledger`` ledger: each launch is written down as an
+                intent before the create call, completed with the instance id, and closed on
+                terminate (see docs/service.md).
+            on_request: Called with a ``ProviderRequestMetrics`` after every call attempt
+                (``gpu_providers.metrics.ProviderMetrics`` exports them to Prometheus).
         """
         if self.extra is not None:  # the wire stack loads lazily: say now what is missing
             require_extra(self.extra, provider=self.name)
@@ -376,6 +412,9 @@ class ProviderCore:
             self.name, self._base_url, self._api_key, self.rate_limit, self.breaker
         )
         self._wire_lock = threading.Lock()  # wire clients are created once, under this lock
+        self._ledger = self._checked_ledger(ledger)
+        self._ledger_account: str | None = None
+        self._on_request = on_request
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self._base_url!r}, api_key=**********)"
@@ -550,6 +589,111 @@ class ProviderCore:
         elif trial:
             breaker.abandon_trial()  # cancelled: no outcome, let the next call try
 
+    def _observe(
+        self,
+        effect: Effect,
+        attempt: int,
+        started: float,
+        wait: float,
+        error: ProviderError | None,
+    ) -> None:
+        """Report one attempt to the ``on_request`` hook (a broken hook never breaks a call)."""
+        hook = self._on_request
+        if hook is None:
+            return
+        try:
+            hook(
+                ProviderRequestMetrics(
+                    provider=self.name,
+                    operation=effect.operation,
+                    duration=time.monotonic() - started,
+                    attempt=attempt,
+                    error=type(error).__name__ if error is not None else None,
+                    status_code=error.status_code if error is not None else None,
+                    limiter_wait=wait,
+                    breaker_state=self._account.breaker.state.value,
+                )
+            )
+        except Exception:
+            logger.exception("the on_request hook raised")
+
+    # -- the ledger's launch intents (issue 10) ----------------------------------------------
+    # Ledgers are synchronous (SQLite: about 0.5 ms a write); both drivers call them here.
+
+    def _checked_ledger(self, ledger: Any) -> Any:
+        if ledger is None:
+            return None
+        import inspect
+
+        record = getattr(ledger, "record_intent", None)
+        if not callable(record) or inspect.iscoroutinefunction(record):
+            raise InvalidRequestError(
+                "ledger must be a synchronous skypilot_client.ledger.Ledger (open_ledger())",
+                provider=self.name,
+            )
+        return ledger
+
+    def _intent_before(self, state: _LaunchState) -> None:
+        """Write the launch down before its create call; a failed write stops the launch
+        (nothing was sent)."""
+        from skypilot_client.errors import SkyPilotError
+        from skypilot_client.ledger import account_fingerprint
+
+        launch = state.launch
+        if self._ledger is None or launch is None or state.intent_id is not None:
+            return
+        if self._ledger_account is None:
+            self._ledger_account = account_fingerprint(
+                self.name, self._api_key.get_secret_value(), base_url=self._base_url
+            )
+        try:
+            intent = self._ledger.record_intent(
+                self.name, self._ledger_account, name=launch.name, labels=launch.labels
+            )
+        except ValueError as exc:  # the ledger refused a name or label (looks like a secret)
+            raise InvalidRequestError(str(exc), provider=self.name) from exc
+        except SkyPilotError as exc:
+            raise ProviderError(
+                f"launch: the ledger could not record the launch ({type(exc).__name__}); "
+                "nothing was sent",
+                provider=self.name,
+            ) from exc
+        state.intent_id = intent.intent_id
+
+    def _intent_report(self, state: _LaunchState, report: Created | NothingCreated) -> None:
+        """Complete the intent with the instance id, or close it: nothing was created."""
+        from skypilot_client.errors import SkyPilotError
+
+        if self._ledger is None or state.intent_id is None:
+            return
+        try:
+            if isinstance(report, Created):
+                self._ledger.complete_intent(state.intent_id, report.instance_id)
+            else:
+                self._ledger.close_intent(state.intent_id, "not_created")
+                state.intent_id = None
+        except SkyPilotError as exc:  # the instance exists: never fail its launch for this
+            logger.warning(
+                "ledger: intent %s not updated (%s); orphan tools find it by name or label",
+                state.intent_id,
+                type(exc).__name__,
+            )
+
+    def _intent_refused(self, state: _LaunchState) -> None:
+        """The provider refused the create (provably nothing created): close the intent."""
+        if state.intent_id is not None:
+            self._intent_report(state, NothingCreated())
+
+    def _intent_terminated(self, instance_id: str) -> None:
+        from skypilot_client.errors import SkyPilotError
+
+        if self._ledger is None:
+            return
+        try:
+            self._ledger.close_instance(self.name, instance_id)
+        except SkyPilotError as exc:
+            logger.warning("ledger: intents of %s not closed (%s)", instance_id, type(exc).__name__)
+
     # -- running flows (no I/O) -------------------------------------------------------------
 
     def _advance(
@@ -572,6 +716,10 @@ class ProviderCore:
             read = Effect(operation=last)  # the answer came from this operation
             what = "data our mapping cannot read"
             raise self._malformed(read, exc, what=what, state=state) from exc
+        if isinstance(effect, (Created, NothingCreated)):
+            self._intent_report(state, effect)
+        elif effect.submits_work:
+            self._intent_before(state)
         if not isinstance(effect, (Created, NothingCreated, Pause)):
             state.operations.append(effect.operation)
         return effect
@@ -581,6 +729,8 @@ class ProviderCore:
         state.sending = False
         if effect.submits_work and (error is None or error.maybe_submitted):
             state.submitted, state.submitter = True, effect.operation
+        elif effect.submits_work and error is not None:
+            self._intent_refused(state)
 
     def _cancelled(self, state: _LaunchState, exc: BaseException) -> None:
         """The caller cancelled (or a bug ended) a call: say loudly what it may leave behind."""
@@ -712,6 +862,7 @@ class ProviderCore:
             yield from self._flow_terminate(instance_id)
         except InstanceNotFoundError:  # raised only on the provider's own proof
             logger.info("terminate %s: already gone", instance_id)
+        self._intent_terminated(instance_id)
 
     def _flow_wait_ready(self, instance_id: str, timeout: float) -> Flow[InstanceStatus]:
         """Poll with backoff until usable (address and SSH port known) or final."""
@@ -770,21 +921,24 @@ class SyncProviderBase(ProviderCore):
                     self._clock.sleep(wait)
                 trial = self._account.breaker.before_call()
                 state.sending = effect.submits_work
+                number, started = attempt.retry_state.attempt_number, time.monotonic()
                 try:
                     result = self._invoke(effect)
                 except ProviderError as error:
                     state.sending = error.maybe_submitted  # a refusal or never sent: no
                     self._record_outcome(error)
+                    self._observe(effect, number, started, wait, error)
                     raise
                 except BaseException as exc:
                     self._record_foreign(exc, trial)
                     raise
                 self._record_outcome(None)
+                self._observe(effect, number, started, wait, None)
                 return result
         raise AssertionError("unreachable")  # tenacity re-raises the last error
 
-    def _run(self, flow: Flow[T]) -> T:
-        state = _LaunchState()
+    def _run(self, flow: Flow[T], launch: LaunchRequest | None = None) -> T:
+        state = _LaunchState(launch=launch)
         value: Any = None
         error: ProviderError | None = None
         try:
@@ -812,7 +966,7 @@ class SyncProviderBase(ProviderCore):
 
     def launch_instance(self, request: LaunchRequest) -> GPUInstance:
         """Launch one instance (never replayed once it may have reached the provider)."""
-        return self._run(self._flow_launch_labelled(request))
+        return self._run(self._flow_launch_labelled(request), request)
 
     def terminate_instance(self, instance_id: str) -> None:
         """Terminate an instance; already gone (on the provider's own proof) is success."""
@@ -878,21 +1032,24 @@ class AsyncProviderBase(ProviderCore):
                     await self._clock.asleep(wait)
                 trial = self._account.breaker.before_call()
                 state.sending = effect.submits_work
+                number, started = attempt.retry_state.attempt_number, time.monotonic()
                 try:
                     result = await self._invoke(effect)
                 except ProviderError as error:
                     state.sending = error.maybe_submitted  # a refusal or never sent: no
                     self._record_outcome(error)
+                    self._observe(effect, number, started, wait, error)
                     raise
                 except BaseException as exc:
                     self._record_foreign(exc, trial)
                     raise
                 self._record_outcome(None)
+                self._observe(effect, number, started, wait, None)
                 return result
         raise AssertionError("unreachable")
 
-    async def _run(self, flow: Flow[T]) -> T:
-        state = _LaunchState()
+    async def _run(self, flow: Flow[T], launch: LaunchRequest | None = None) -> T:
+        state = _LaunchState(launch=launch)
         value: Any = None
         error: ProviderError | None = None
         try:
@@ -920,7 +1077,7 @@ class AsyncProviderBase(ProviderCore):
 
     async def launch_instance(self, request: LaunchRequest) -> GPUInstance:
         """Launch one instance (never replayed once it may have reached the provider)."""
-        return await self._run(self._flow_launch_labelled(request))
+        return await self._run(self._flow_launch_labelled(request), request)
 
     async def terminate_instance(self, instance_id: str) -> None:
         """Terminate an instance; already gone (on the provider's own proof) is success."""

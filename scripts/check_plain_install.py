@@ -52,6 +52,7 @@ def check() -> list[str]:
             problems.append(f"{factory.__name__}('runpod') worked without gql")
 
     problems += _check_ledger()
+    problems += _check_metrics()
 
     dist = metadata.distribution(DISTRIBUTION)
     if dist.version != skypilot_client.__version__:
@@ -114,6 +115,26 @@ def _check_ledger() -> list[str]:
             problems.append("the PostgreSQL ledger error does not name the postgres extra")
     else:
         problems.append("the PostgreSQL ledger opened without psycopg")
+    return problems
+
+
+def _check_metrics() -> list[str]:
+    """Without the prometheus extra, nothing imports prometheus_client and the metrics
+    hooks name the extra (issue 10)."""
+    from gpu_providers.metrics import ProviderMetrics
+    from skypilot_client.metrics import SkyPilotMetrics
+
+    problems: list[str] = []
+    if importlib.util.find_spec("prometheus_client") is not None:
+        return ["prometheus_client is installed without the prometheus extra"]
+    for hook in (SkyPilotMetrics, ProviderMetrics):
+        try:
+            hook()
+        except (ImportError, ValueError) as exc:  # MissingDependencyError, ConfigurationError
+            if "skypilot-sdk[prometheus]" not in str(exc):
+                problems.append(f"{hook.__name__}: the error does not name the prometheus extra")
+        else:
+            problems.append(f"{hook.__name__} worked without prometheus_client")
     return problems
 
 

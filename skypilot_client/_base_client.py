@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
 
     from ._outage import OutageTracker
     from ._submitted import RequestRecord, SubmittedRequest
+    from .ledger import Ledger
     from .models import CloudCredentials, HealthStatus
 
 logger = logging.getLogger("skypilot_client")
@@ -372,12 +373,69 @@ class BaseClient(Generic[HttpClientT]):
             return self._lost_or_unknown(about, error)
         return error
 
-    @staticmethod
-    def _submission_of(effect: object, value: object, submitted: Reply | None) -> Reply | None:
-        """The server's answer to the call's work submission, once there is one."""
+    def _submission_of(
+        self, effect: object, value: object, submitted: Reply | None
+    ) -> Reply | None:
+        """The server's answer to the call's work submission, once there is one (recorded
+        in the ledger, when the client has one, before the caller sees it)."""
         if submitted is None and isinstance(effect, Call) and effect.submits_work:
-            return value if isinstance(value, Reply) else None
+            reply = value if isinstance(value, Reply) else None
+            if reply is not None and self._ledger is not None:
+                self._record_submission(effect, reply)
+            return reply
         return submitted
+
+    # -- the ledger (issue 10): every work submission recorded before the call returns ----
+
+    _ledger: Ledger | None = None
+    _tenant: str | None = None
+
+    def _use_ledger(self, ledger: Any = _NO_CHANGE, tenant: Any = _NO_CHANGE) -> None:
+        """Set the ledger and tenant label (``_NO_CHANGE`` keeps them). The ledger package
+        is imported only here, when one is given: never at ``import skypilot_client``."""
+        if ledger is not _NO_CHANGE and ledger is not None:
+            import inspect
+
+            from .ledger import Ledger
+
+            # Protocols check names only: an async ledger has the same ones, awaitable.
+            record = getattr(ledger, "record_request", None)
+            if not isinstance(ledger, Ledger) or inspect.iscoroutinefunction(record):
+                raise InvalidInputError(
+                    "ledger must be a synchronous skypilot_client.ledger.Ledger "
+                    "(SQLiteLedger or PostgresLedger; open_ledger() returns one)"
+                )
+        if ledger is not _NO_CHANGE:
+            self._ledger = ledger
+        if tenant is not _NO_CHANGE:
+            if tenant is not None:  # checked now, not after a submission was accepted
+                from .ledger._validate import name
+
+                tenant = name("tenant", tenant)
+            self._tenant = tenant
+
+    def _record_submission(self, call: Call, reply: Reply) -> None:
+        """Write the accepted submission to the ledger. A failed write raises (the caller
+        must learn that nothing is watching this request), naming the request."""
+        if not reply.request_id or self._ledger is None:
+            return  # no id: _submitted_id raises the malformed answer right after
+        try:
+            self._ledger.record_request(
+                reply.request_id,
+                call.operation,
+                cluster=call.cluster_name,
+                workspace=self._workspace,
+                tenant=self._tenant,
+            )
+        except SkyPilotError as error:
+            error.request_id = error.request_id or reply.request_id
+            error.maybe_submitted = True
+            error.retryable = False
+            error.message += (
+                f". The {call.operation} request {reply.request_id} was submitted but is "
+                "not in the ledger: record it or wait for it yourself"
+            )
+            raise
 
     @staticmethod
     def _after_submission(error: SkyPilotError, submitted: Reply | None) -> None:

@@ -30,6 +30,7 @@ from .errors import RequestLostError, SkyPilotError
 from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
+    from .ledger import Ledger
     from .models import (
         AcceleratorOffer,
         CloudCheck,
@@ -81,6 +82,9 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
             accelerators, enabled clouds, request status) share one server round trip
             (default True; never across tokens or workspaces, never for submissions).
         read_cache_ttl: Also reuse a read's answer for this many seconds (default None: off).
+        ledger: A ``skypilot_client.ledger`` ledger: every work submission (launch, exec,
+            stop, start, down, managed-job launch) is recorded before the call returns.
+        tenant: Your tenant label, recorded with each submission in the ledger.
     """
 
     def __init__(
@@ -98,6 +102,8 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         on_request: Callable[[RequestMetrics], object] | None = None,
         coalesce_reads: bool = True,
         read_cache_ttl: float | None = None,
+        ledger: Ledger | None = None,
+        tenant: str | None = None,
         _sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._sleep = _sleep
@@ -115,6 +121,8 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
             coalesce_reads=coalesce_reads,
             read_cache_ttl=read_cache_ttl,
         )
+        if ledger is not None or tenant is not None:
+            self._use_ledger(ledger, tenant)
 
     def _make_http(self, limits: httpx.Limits) -> httpx.Client:
         return httpx.Client(limits=limits, follow_redirects=False, trust_env=True)
@@ -128,8 +136,11 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
         max_retries: int | None = None,
         coalesce_reads: bool | None = None,
         read_cache_ttl: float | None = _NO_CHANGE,
+        ledger: Ledger | None = _NO_CHANGE,
+        tenant: str | None = _NO_CHANGE,
     ) -> SkyPilotClient:
-        """A copy with another token/workspace/timeout/retries, sharing this connection pool.
+        """A copy with another token/workspace/timeout/retries/ledger/tenant, sharing this
+        connection pool.
 
         Use one copy per tenant; closing any of them closes the shared pool. Copies share
         the record of submitted requests and the single flight of identical reads (keyed by
@@ -143,6 +154,7 @@ class SkyPilotClient(ResourceFlows[httpx.Client]):
             coalesce_reads=coalesce_reads,
             read_cache_ttl=read_cache_ttl,
         )
+        clone._use_ledger(ledger, tenant)
         return clone
 
     def close(self) -> None:
