@@ -10,7 +10,8 @@ busy machine slows every statement alike. Two numbers per run:
 
 The official SDK (``from sky.client import sdk``) runs with the python of the SkyPilot 0.14.1
 venv of ``scripts/local_server.py`` (``--sky-python`` overrides it). Bytecode caches are
-warmed by one uncounted run of every statement first.
+warmed by one uncounted run of every statement first (``PYTHONDONTWRITEBYTECODE`` is not passed
+on, so the checkout's are written like pip writes the installed packages').
 
 Target: ``from sky.client import sdk`` takes 10x (or more) the time of
 ``from skypilot_client import SkyPilotClient, AsyncSkyPilotClient``.
@@ -82,9 +83,20 @@ class Case:
 
 
 def child_env() -> dict[str, str]:
-    """The caller's environment without what would change what gets imported."""
+    """The caller's environment without what would change what gets imported, or how.
+
+    ``PYTHONDONTWRITEBYTECODE`` goes too: with it, the warm-up run writes no bytecode cache for
+    this checkout, so every counted run would compile ``skypilot_client`` from source while
+    the installed packages (httpx, pydantic, the official SDK) load pip's compiled caches.
+    """
     env = dict(os.environ)
-    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONPROFILEIMPORTTIME"):
+    for name in (
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "PYTHONPROFILEIMPORTTIME",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         env.pop(name, None)
     env["SKYPILOT_DISABLE_USAGE_COLLECTION"] = "1"
     return env
