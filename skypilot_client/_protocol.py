@@ -7,11 +7,9 @@ classification and the log-stream filter.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +55,9 @@ def user_identity() -> dict[str, str]:
     The user id is the one the official CLI cached in ``~/.sky/user_hash`` when present (so
     clusters are shared with the CLI), else a stable hash of the login name and machine.
     """
+    import getpass  # here, not at import: once per client, and uuid loads platform
+    import uuid
+
     try:
         user = getpass.getuser()
     except Exception:  # no login name in some containers

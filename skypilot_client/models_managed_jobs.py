@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 
-from .models import _epoch_to_datetime, _Result, _TolerantEnum
+from ._model_base import _Result
+from .models import _epoch_to_datetime, _TolerantEnum
 
 __all__ = ["ManagedJob", "ManagedJobLogs", "ManagedJobStatus"]
 
