@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -97,14 +98,15 @@ class SQLiteLedger(LedgerCore):
             raise LedgerUnavailableError(f"cannot open the ledger {self.path}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise LedgerError(
-                    f"the ledger {self.path} cannot use WAL mode (journal mode {mode!r}): "
-                    "put it on a local file system"
-                )
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            self._migrate(conn)
+            with _opening_lock(self.path, self._busy_ms / 1000):
+                mode = self._enable_wal(conn)
+                if str(mode).lower() != "wal":
+                    raise LedgerError(
+                        f"the ledger {self.path} cannot use WAL mode (journal mode {mode!r}): "
+                        "put it on a local file system"
+                    )
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                self._migrate(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise _wrap(exc, self.path) from exc
@@ -113,6 +115,24 @@ class SQLiteLedger(LedgerCore):
             raise
         self._conn = conn
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch the file to WAL (persistent: a no-op once done), retrying "database is
+        locked" until the busy timeout: several processes opening a fresh file at once were
+        seen to fail here under load."""
+        import sqlite3
+
+        deadline = time.monotonic() + self._busy_ms / 1000
+        pause = 0.005
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute(sql.schema_table_sql("sqlite"))
@@ -348,6 +368,41 @@ class SQLiteLedger(LedgerCore):
         with self._transaction(write=True) as cur:
             count = cur.execute(sql.PRUNE_REQUESTS, params).rowcount
             return count + cur.execute(sql.PRUNE_INTENTS, params).rowcount
+
+
+@contextmanager
+def _opening_lock(path: Path, timeout: float) -> Iterator[None]:
+    """Serialise the first steps of opening (WAL switch, migrations) across processes with an
+    advisory lock file beside the ledger, so openers of a fresh file never race on the
+    journal-mode change. Without ``fcntl`` (Windows) the SQLite-level retries alone remain."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        handle = open(f"{path}.lock", "a+b")  # noqa: SIM115 - closed below, after unlocking
+    except OSError as exc:
+        raise LedgerUnavailableError(f"cannot open the ledger lock {path}.lock: {exc}") from exc
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LedgerUnavailableError(
+                        f"ledger {path}: another process kept it locked while opening "
+                        f"for more than {timeout:g} s"
+                    ) from None
+                time.sleep(0.01)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
 
 
 def _wrap(exc: Exception, path: Path) -> LedgerError:
