@@ -673,10 +673,33 @@ class BaseClient(Generic[HttpClientT]):
 
     def _lost_or_unknown(self, request_id: str, error: NotFoundError) -> NotFoundError:
         """``RequestLostError`` for a request this client submitted, else ``error`` as is."""
-        entry = self._shared.requests().lookup(request_id)
+        entry = self._shared.requests().lookup(request_id) or self._ledger_entry(request_id)
         if entry is None:
             return error  # never ours (or too old to remember): a plain NotFoundError
         return self._lost_error(entry, error.status_code)
+
+    def _ledger_entry(self, request_id: str) -> SubmittedRequest | None:
+        """A submission recorded in the ledger (by another process, or before this one
+        restarted). The ledger records only work submissions."""
+        if self._ledger is None:
+            return None
+        from ._submitted import SubmittedRequest
+        from .ledger import LedgerError
+
+        try:
+            record = self._ledger.get_request(request_id)
+        except LedgerError as exc:  # the 404 stays the answer; say why it is not named
+            logger.warning("cannot look request %s up in the ledger: %s", request_id, exc)
+            return None
+        if record is None:
+            return None
+        return SubmittedRequest(
+            record.request_id,
+            record.operation,
+            record.cluster,
+            submits_work=True,
+            submitted_at=record.submitted_at.timestamp(),
+        )
 
     def _lost_error(self, entry: SubmittedRequest, status_code: int | None) -> NotFoundError:
         from .errors import RequestLostError

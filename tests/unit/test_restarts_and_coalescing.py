@@ -544,3 +544,28 @@ def test_results_handed_to_several_callers_are_their_own_containers() -> None:
             t.join(10)
     results[0].append("mutated")
     assert results[1] == ["hyperbolic"] and results[2] == ["hyperbolic"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_submission_recorded_in_the_ledger_is_named_by_another_client(
+    mode: str, tmp_path: Any
+) -> None:
+    """A launch submitted by another process (or before this one restarted) is known from
+    the ledger: after a server restart it is a RequestLostError, not a plain 404."""
+    from skypilot_client.ledger import open_ledger
+
+    fake = Fake()
+    with open_ledger(str(tmp_path / "ledger.sqlite3")) as ledger:
+        with sync_client(fake, ledger=ledger) as first:  # "the process that died"
+            request_id = first.launch(LaunchRequest(cluster_name="train-a", task=TASK)).request_id
+        fake.restart()
+        wait = lambda c: c.wait_for_request(request_id, timeout=5)  # noqa: E731
+        with pytest.raises(RequestLostError) as info:
+            run(mode, fake, wait, ledger=ledger)
+        lost = info.value
+        assert lost.operation == "launch" and lost.cluster_name == "train-a"
+        assert lost.maybe_submitted and lost.request_id == request_id
+        # Without the ledger the same id is a plain NotFoundError: nothing says it was ours.
+        with pytest.raises(NotFoundError) as plain:
+            run(mode, fake, wait)
+        assert type(plain.value) is NotFoundError
