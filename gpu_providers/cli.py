@@ -104,6 +104,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="PROVIDER=URL",
         help="send PROVIDER's calls to URL (a proxy or a test server)",
     )
+    common.add_argument(
+        "--runpod-api",
+        choices=("graphql", "rest"),
+        default=None,
+        help="RunPod's API: graphql (default until RunPod retires it) or rest (REST v2)",
+    )
     many = _Parser(add_help=False)
     many.add_argument(
         "--provider",
@@ -282,6 +288,8 @@ def _options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             options.setdefault(_lookup(name).name, {})["base_url"] = url
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if args.runpod_api is not None:
+        options.setdefault("runpod", {})["api"] = args.runpod_api
     return options
 
 

@@ -169,6 +169,31 @@ def test_offers_with_count_and_max_price(fleet: Fleet) -> None:
     assert spot.json()["offers"] and all(o["offer"]["spot"] for o in spot.json()["offers"])
 
 
+def test_runpod_rest_is_chosen_with_runpod_api(fleet: Fleet) -> None:
+    from tests.providers.runpod import documented_rest as RR
+
+    rest = RR.DocumentedRunPodRest()
+    with LoopbackServer(rest) as server:
+        result = fleet(
+            "offers",
+            "--gpu",
+            "H100",
+            "--provider",
+            "runpod",
+            "--runpod-api",
+            "rest",
+            "--json",
+            f"--endpoint=runpod={server.url}",
+            endpoints=False,
+        )
+    assert result.code == cli.EXIT_OK, result.err
+    assert result.json()["answered"] == ["runpod"] and result.json()["offers"]
+    assert rest.requests and all(r.url.path.startswith("/v2/") for r in rest.requests)
+    assert fleet.run.requests == []  # the GraphQL fake was never asked
+    usage = fleet("offers", "--runpod-api", "soap", endpoints=False)
+    assert usage.code == cli.EXIT_USAGE and "soap" in usage.err
+
+
 def test_offers_table_and_a_partial_failure(fleet: Fleet) -> None:
     fleet.env["LAMBDA_API_KEY"] = LD.REVOKED_KEY
     result = fleet("offers", "--gpu", "H100")
