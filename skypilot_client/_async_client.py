@@ -26,11 +26,11 @@ from ._base_client import (
 )
 from ._handles import AsyncRequestHandle
 from ._protocol import LogLine, LogStreamParser, RequestOutcome, StreamEvent, request_id_of
-from .errors import RequestLostError, SkyPilotError
+from .errors import NotFoundError, RequestLostError, SkyPilotError
 from .resources import ResourceFlows
 
 if TYPE_CHECKING:  # pydantic models load on first use, not at import
-    from .ledger import Ledger
+    from .ledger import AsyncLedger, Ledger
     from .models import (
         AcceleratorOffer,
         CloudCheck,
@@ -81,8 +81,9 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
             accelerators, enabled clouds, request status) share one server round trip
             (default True; never across tokens or workspaces, never for submissions).
         read_cache_ttl: Also reuse a read's answer for this many seconds (default None: off).
-        ledger: A ``skypilot_client.ledger`` ledger: every work submission (launch, exec,
-            stop, start, down, managed-job launch) is recorded before the call returns.
+        ledger: A ``skypilot_client.ledger`` ledger, synchronous or ``AsyncLedger`` (its
+            writes awaited): every work submission (launch, exec, stop, start, down,
+            managed-job launch) is recorded before the call returns.
         tenant: Your tenant label, recorded with each submission in the ledger.
     """
 
@@ -101,7 +102,7 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         on_request: Callable[[RequestMetrics], object] | None = None,
         coalesce_reads: bool = True,
         read_cache_ttl: float | None = None,
-        ledger: Ledger | None = None,
+        ledger: Ledger | AsyncLedger | None = None,
         tenant: str | None = None,
         _sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -121,7 +122,7 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
             read_cache_ttl=read_cache_ttl,
         )
         if ledger is not None or tenant is not None:
-            self._use_ledger(ledger, tenant)
+            self._use_ledger(ledger, tenant, allow_async=True)
 
     def _make_http(self, limits: httpx.Limits) -> httpx.AsyncClient:
         return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=True)
@@ -135,7 +136,7 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
         max_retries: int | None = None,
         coalesce_reads: bool | None = None,
         read_cache_ttl: float | None = _NO_CHANGE,
-        ledger: Ledger | None = _NO_CHANGE,
+        ledger: Ledger | AsyncLedger | None = _NO_CHANGE,
         tenant: str | None = _NO_CHANGE,
     ) -> AsyncSkyPilotClient:
         """A copy with another token/workspace/timeout/retries/ledger/tenant, sharing this
@@ -153,7 +154,7 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
             coalesce_reads=coalesce_reads,
             read_cache_ttl=read_cache_ttl,
         )
-        clone._use_ledger(ledger, tenant)
+        clone._use_ledger(ledger, tenant, allow_async=True)
         return clone
 
     async def aclose(self) -> None:
@@ -189,15 +190,53 @@ class AsyncSkyPilotClient(ResourceFlows[httpx.AsyncClient]):
             while True:
                 effect = flow.send(value)
                 value = await self._perform(effect)
-                submitted = self._submission_of(effect, value, submitted)
+                reply = self._submission_of(effect, value, submitted)
+                if reply is not submitted and reply is not None and isinstance(effect, Call):
+                    await self._record_async(effect, reply)  # before it counts as submitted
+                submitted = reply
         except StopIteration as stop:
             result: T = stop.value
             return result
+        except NotFoundError as error:
+            named = await self._named_by_ledger(error)
+            self._after_submission(named, submitted)
+            if named is error:
+                raise
+            raise named from error
         except SkyPilotError as error:
             self._after_submission(error, submitted)
             raise
         finally:
             flow.close()
+
+    async def _record_async(self, call: Call, reply: Reply) -> None:
+        """Await an ``AsyncLedger``'s write of an accepted submission (a synchronous ledger
+        was written in ``_submission_of``)."""
+        ledger = self._async_ledger
+        write = self._ledger_write(call, reply)
+        if ledger is None or write is None:
+            return
+        try:
+            await ledger.record_request(**write)
+        except SkyPilotError as error:
+            self._ledger_write_failed(error, call, write["request_id"])
+            raise
+
+    async def _named_by_ledger(self, error: NotFoundError) -> NotFoundError:
+        """``RequestLostError`` for an unknown request found in the ``AsyncLedger`` (the
+        synchronous ``_lost_or_unknown`` marked it), else ``error``."""
+        request_id, ledger = error._unnamed_request_id, self._async_ledger
+        if request_id is None or ledger is None:
+            return error
+        from .ledger import LedgerError
+
+        error._unnamed_request_id = None
+        try:
+            entry = self._entry_of(await ledger.get_request(request_id))
+        except LedgerError as exc:
+            self._ledger_lookup_failed(request_id, exc)
+            return error
+        return error if entry is None else self._lost_error(entry, error.status_code)
 
     async def _read(self, operation: str, args: tuple[Any, ...], flow: Callable[[], Flow[T]]) -> T:
         """Run a read-only flow; identical concurrent reads share one run (``_coalesce``)."""

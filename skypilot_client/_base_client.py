@@ -56,7 +56,8 @@ if TYPE_CHECKING:  # pydantic models load on first use, not at import
 
     from ._outage import OutageTracker
     from ._submitted import RequestRecord, SubmittedRequest
-    from .ledger import Ledger
+    from .ledger import AsyncLedger, Ledger
+    from .ledger._model import RequestRecord as LedgerRecord
     from .models import CloudCredentials, HealthStatus
 
 logger = logging.getLogger("skypilot_client")
@@ -377,7 +378,8 @@ class BaseClient(Generic[HttpClientT]):
         self, effect: object, value: object, submitted: Reply | None
     ) -> Reply | None:
         """The server's answer to the call's work submission, once there is one (recorded
-        in the ledger, when the client has one, before the caller sees it)."""
+        in a synchronous ledger before the caller sees it; the async shell awaits an
+        ``AsyncLedger``'s write itself, with ``_ledger_write``/``_ledger_write_failed``)."""
         if submitted is None and isinstance(effect, Call) and effect.submits_work:
             reply = value if isinstance(value, Reply) else None
             if reply is not None and self._ledger is not None:
@@ -388,25 +390,41 @@ class BaseClient(Generic[HttpClientT]):
     # -- the ledger (issue 10): every work submission recorded before the call returns ----
 
     _ledger: Ledger | None = None
+    _async_ledger: AsyncLedger | None = None  # the async client only
     _tenant: str | None = None
 
-    def _use_ledger(self, ledger: Any = _NO_CHANGE, tenant: Any = _NO_CHANGE) -> None:
-        """Set the ledger and tenant label (``_NO_CHANGE`` keeps them). The ledger package
-        is imported only here, when one is given: never at ``import skypilot_client``."""
+    def _use_ledger(
+        self, ledger: Any = _NO_CHANGE, tenant: Any = _NO_CHANGE, *, allow_async: bool = False
+    ) -> None:
+        """Set the ledger and tenant label (``_NO_CHANGE`` keeps them); ``allow_async``
+        accepts an ``AsyncLedger`` too (the async client). The ledger package is imported
+        only here, when one is given: never at ``import skypilot_client``."""
+        is_async = False
         if ledger is not _NO_CHANGE and ledger is not None:
             import inspect
 
-            from .ledger import Ledger
+            from .ledger import AsyncLedger, Ledger
 
             # Protocols check names only: an async ledger has the same ones, awaitable.
             record = getattr(ledger, "record_request", None)
-            if not isinstance(ledger, Ledger) or inspect.iscoroutinefunction(record):
-                raise InvalidInputError(
-                    "ledger must be a synchronous skypilot_client.ledger.Ledger "
-                    "(SQLiteLedger or PostgresLedger; open_ledger() returns one)"
+            is_async = inspect.iscoroutinefunction(record)
+            if is_async and allow_async:
+                valid = isinstance(ledger, AsyncLedger)
+            else:
+                valid = isinstance(ledger, Ledger) and not is_async
+            if not valid:
+                kinds = (
+                    "a skypilot_client.ledger.Ledger or AsyncLedger (SQLiteLedger, "
+                    "PostgresLedger or AsyncPostgresLedger)"
+                    if allow_async
+                    else "a synchronous skypilot_client.ledger.Ledger (SQLiteLedger or "
+                    "PostgresLedger; open_ledger() returns one; AsyncSkyPilotClient also "
+                    "takes an AsyncPostgresLedger)"
                 )
+                raise InvalidInputError(f"ledger must be {kinds}")
         if ledger is not _NO_CHANGE:
-            self._ledger = ledger
+            self._ledger = None if is_async else ledger
+            self._async_ledger = ledger if is_async else None
         if tenant is not _NO_CHANGE:
             if tenant is not None:  # checked now, not after a submission was accepted
                 from .ledger._validate import name
@@ -414,27 +432,41 @@ class BaseClient(Generic[HttpClientT]):
                 tenant = name("tenant", tenant)
             self._tenant = tenant
 
+    def _ledger_write(self, call: Call, reply: Reply) -> dict[str, Any] | None:
+        """The arguments of ``record_request`` for an accepted submission (either ledger
+        kind); None without a request id (``_submitted_id`` raises the malformed answer
+        right after)."""
+        if not reply.request_id:
+            return None
+        return {
+            "request_id": reply.request_id,
+            "operation": call.operation,
+            "cluster": call.cluster_name,
+            "workspace": self._workspace,
+            "tenant": self._tenant,
+        }
+
+    @staticmethod
+    def _ledger_write_failed(error: SkyPilotError, call: Call, request_id: str) -> None:
+        """A failed ledger write raises (the caller must learn that nothing is watching
+        this request), naming the request that was submitted."""
+        error.request_id = error.request_id or request_id
+        error.maybe_submitted = True
+        error.retryable = False
+        error.message += (
+            f". The {call.operation} request {request_id} was submitted but is "
+            "not in the ledger: record it or wait for it yourself"
+        )
+
     def _record_submission(self, call: Call, reply: Reply) -> None:
-        """Write the accepted submission to the ledger. A failed write raises (the caller
-        must learn that nothing is watching this request), naming the request."""
-        if not reply.request_id or self._ledger is None:
-            return  # no id: _submitted_id raises the malformed answer right after
+        """Write the accepted submission to the (synchronous) ledger."""
+        write = self._ledger_write(call, reply)
+        if write is None or self._ledger is None:
+            return
         try:
-            self._ledger.record_request(
-                reply.request_id,
-                call.operation,
-                cluster=call.cluster_name,
-                workspace=self._workspace,
-                tenant=self._tenant,
-            )
+            self._ledger.record_request(**write)
         except SkyPilotError as error:
-            error.request_id = error.request_id or reply.request_id
-            error.maybe_submitted = True
-            error.retryable = False
-            error.message += (
-                f". The {call.operation} request {reply.request_id} was submitted but is "
-                "not in the ledger: record it or wait for it yourself"
-            )
+            self._ledger_write_failed(error, call, write["request_id"])
             raise
 
     @staticmethod
@@ -672,27 +704,43 @@ class BaseClient(Generic[HttpClientT]):
         )
 
     def _lost_or_unknown(self, request_id: str, error: NotFoundError) -> NotFoundError:
-        """``RequestLostError`` for a request this client submitted, else ``error`` as is."""
+        """``RequestLostError`` for a request this client submitted, else ``error`` as is.
+        With an ``AsyncLedger`` the error is marked for the async shell to look the id up
+        (``_unnamed_request_id``): this path is synchronous."""
         entry = self._shared.requests().lookup(request_id) or self._ledger_entry(request_id)
         if entry is None:
+            if self._async_ledger is not None:
+                error._unnamed_request_id = request_id
             return error  # never ours (or too old to remember): a plain NotFoundError
         return self._lost_error(entry, error.status_code)
 
     def _ledger_entry(self, request_id: str) -> SubmittedRequest | None:
-        """A submission recorded in the ledger (by another process, or before this one
-        restarted). The ledger records only work submissions."""
+        """A submission recorded in the synchronous ledger (by another process, or before
+        this one restarted)."""
         if self._ledger is None:
             return None
-        from ._submitted import SubmittedRequest
         from .ledger import LedgerError
 
         try:
             record = self._ledger.get_request(request_id)
-        except LedgerError as exc:  # the 404 stays the answer; say why it is not named
-            logger.warning("cannot look request %s up in the ledger: %s", request_id, exc)
+        except LedgerError as exc:
+            self._ledger_lookup_failed(request_id, exc)
             return None
+        return self._entry_of(record)
+
+    @staticmethod
+    def _ledger_lookup_failed(request_id: str, exc: Exception) -> None:
+        # The 404 stays the answer; say why it is not named.
+        logger.warning("cannot look request %s up in the ledger: %s", request_id, exc)
+
+    @staticmethod
+    def _entry_of(record: LedgerRecord | None) -> SubmittedRequest | None:
+        """A ledger record as a submission of this client's. The ledger records only work
+        submissions."""
         if record is None:
             return None
+        from ._submitted import SubmittedRequest
+
         return SubmittedRequest(
             record.request_id,
             record.operation,

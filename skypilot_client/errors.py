@@ -185,6 +185,9 @@ class PermissionDeniedError(APIStatusError):
 class NotFoundError(APIStatusError):
     """HTTP 404, or a resource (cluster, request) that does not exist."""
 
+    # A request id the async client still has to look up in its AsyncLedger (internal).
+    _unnamed_request_id: str | None = None
+
 
 class RequestLostError(NotFoundError):
     """The server no longer knows a request *this client submitted*: it restarted (a
