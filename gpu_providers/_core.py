@@ -238,17 +238,20 @@ class Account:
         )
 
 
-_accounts: dict[tuple[str, str, str], Account] = {}
+AccountKey = tuple[str, str, str]
+_accounts: dict[AccountKey, Account] = {}
 _accounts_lock = threading.Lock()
 
 
-def shared_account(
-    provider: str, base_url: str, api_key: SecretStr, limits: RateLimitSpec, breaker: BreakerSpec
-) -> Account:
+def account_key(provider: str, base_url: str, api_key: SecretStr) -> AccountKey:
+    """Who a client asks as: provider, base URL and a digest of its key (never the key)."""
+    return (provider, base_url, hashlib.sha256(api_key.get_secret_value().encode()).hexdigest())
+
+
+def shared_account(key: AccountKey, limits: RateLimitSpec, breaker: BreakerSpec) -> Account:
     """The process-wide state of an account: every client with the same provider, base URL
     and key (sync or async) shares one limiter and one breaker. Keys are held as digests."""
-    digest = hashlib.sha256(api_key.get_secret_value().encode()).hexdigest()
-    key = (provider, base_url, digest)
+    provider = key[0]
     with _accounts_lock:
         account = _accounts.get(key)
         if account is None:
@@ -408,9 +411,10 @@ class ProviderCore:
         )
         self._transport = transport
         self._clock: Clock = SYSTEM_CLOCK
-        self._account = shared_account(
-            self.name, self._base_url, self._api_key, self.rate_limit, self.breaker
-        )
+        #: Who this client asks as (no secret in it): the account's shared state and the
+        #: offer search's cache are keyed by it.
+        self.account_key = account_key(self.name, self._base_url, self._api_key)
+        self._account = shared_account(self.account_key, self.rate_limit, self.breaker)
         self._wire_lock = threading.Lock()  # wire clients are created once, under this lock
         self._ledger = self._checked_ledger(ledger)
         self._ledger_account: str | None = None

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -135,8 +134,7 @@ def account_key(client: Any) -> Hashable:
     from ._core import ProviderCore
 
     if isinstance(client, ProviderCore):
-        digest = hashlib.sha256(client._api_key.get_secret_value().encode()).hexdigest()
-        return (client.name, client._base_url, digest, client._anonymous)
+        return (*client.account_key, client._anonymous)
     return ("object", id(client))
 
 
